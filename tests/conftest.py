@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,24 @@ for folder in ("plugins", "include"):
     path = str(ROOT / folder)
     if path not in sys.path:
         sys.path.insert(0, path)
+
+# Airflow reads its configuration when first imported: point it at a private home first.
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ditio-airflow-test-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
+        "DITIO_IMAGES_RETRY_DELAY_SECONDS": "1",
+        "DITIO_IMAGES_MAX_RETRY_MINUTES": "0.1",
+    }
+)
+for name in list(os.environ):
+    if name.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_")):
+        del os.environ[name]
 
 
 _bucket_numbers = itertools.count(1)
@@ -40,12 +60,3 @@ def bucket(s3_client) -> str:
         Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"}
     )
     return name
-
-
-def bucket_objects(s3_client, bucket: str, prefix: str = "") -> dict[str, bytes]:
-    """Every object in the bucket under ``prefix``, key to bytes."""
-    found = {}
-    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            found[item["Key"]] = s3_client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-    return found

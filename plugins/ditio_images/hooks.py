@@ -7,11 +7,12 @@ from typing import Any
 
 import requests
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
 from ditio_images.auth import TokenProvider
 from ditio_images.client import DitioClient
-from ditio_images.exceptions import DitioError
+from ditio_images.exceptions import DitioConfigError, DitioError
 from ditio_images.settings import DitioSettings
 
 
@@ -37,7 +38,14 @@ class DitioHook(BaseHook):
 
     @cached_property
     def settings(self) -> DitioSettings:
-        conn = self.get_connection(self.ditio_conn_id)
+        try:
+            conn = self.get_connection(self.ditio_conn_id)
+        except AirflowNotFoundException as err:
+            raise DitioConfigError(
+                f"The Airflow connection {self.ditio_conn_id!r} is not defined: add it (type "
+                "http, host = reporting base URL, login = client id, password = secret)",
+                field="conn_id",
+            ) from err
         if conn.password:
             mask_secret(conn.password)
         return DitioSettings.from_connection(

@@ -27,6 +27,7 @@ DEFAULT_IN_FLIGHT = 16
 DEFAULT_PART_SIZE_MB = 8
 DEFAULT_PART_CONCURRENCY = 2
 DEFAULT_MAX_MAP_LENGTH = 1024
+STORAGE_FIELDS = ("bucket", "prefix", "part_size_mb", "part_concurrency")
 
 
 class _DitioS3Operator(BaseOperator):
@@ -121,8 +122,7 @@ class DitioListImagesOperator(_DitioS3Operator):
     """
 
     template_fields: Sequence[str] = (
-        "bucket",
-        "prefix",
+        *STORAGE_FIELDS,
         "project_id",
         "company_id",
         "sources",
@@ -225,13 +225,10 @@ class DitioDownloadBatchOperator(_DitioS3Operator):
     """
 
     template_fields: Sequence[str] = (
-        "bucket",
-        "prefix",
+        *STORAGE_FIELDS,
         "batch",
         "variants",
         "downloads_in_flight",
-        "part_size_mb",
-        "part_concurrency",
     )
 
     def __init__(
@@ -280,7 +277,7 @@ class DitioPublishManifestOperator(_DitioS3Operator):
     :param gzip: write the manifest as ``images.jsonl.gz``.
     """
 
-    template_fields: Sequence[str] = ("bucket", "prefix", "gzip")
+    template_fields: Sequence[str] = (*STORAGE_FIELDS, "gzip")
 
     def __init__(self, *, gzip: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 
 import pytest
-from conftest import bucket_objects
+from helpers import bucket_objects
 
 from ditio_images.exceptions import DitioIncompleteBody
 from ditio_images.layout import Layout

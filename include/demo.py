@@ -1,0 +1,138 @@
+"""Sync three hours of a sandbox Ditio tenant into a local S3 with the real DAG, and report.
+
+``make demo`` runs this. It starts the sandbox API and a local S3 server on 127.0.0.1, runs the
+``ditio_images`` DAG with ``dag.test()`` for three consecutive hourly intervals (with a few
+faults injected, which the retry policy absorbs), prints one summary line per interval, copies
+the bucket to ``.demo/bucket/`` for inspection, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / ".demo"
+PHOTOS = ROOT.parent / "shared" / "sample-photos"
+START = datetime(2026, 4, 12, 6, tzinfo=UTC)
+HOURS = 3
+BUCKET = "ditio-images-demo"
+PREFIX = "ditio/"
+
+
+def prepare_airflow_home() -> None:
+    """A fresh Airflow home under .demo/, configured before Airflow is first imported."""
+    shutil.rmtree(DEMO, ignore_errors=True)
+    (DEMO / "airflow").mkdir(parents=True)
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(DEMO / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{DEMO}/airflow/airflow.db",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "DITIO_IMAGES_RETRY_DELAY_SECONDS": "2",
+        }
+    )
+
+
+def configure_connections(sandbox, s3) -> None:
+    ditio = {
+        "conn_type": "http",
+        "host": sandbox.base_url,
+        "login": sandbox.info()["client_id"],
+        "password": sandbox.info()["client_secret"],
+        "extra": {"token_url": sandbox.token_url, "backoff_base": 0.2, "jitter": 0.5},
+    }
+    os.environ["AIRFLOW_CONN_DITIO_DEFAULT"] = json.dumps(ditio)
+    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = s3.connection_json()
+    os.environ["AIRFLOW_VAR_DITIO_IMAGES_BUCKET"] = BUCKET
+    os.environ["AIRFLOW_VAR_DITIO_IMAGES_PREFIX"] = PREFIX
+
+
+def inject_faults(sandbox) -> list[str]:
+    """A few transient faults the sync must absorb without losing anything."""
+    sandbox.faults.add("list", "status", nth=2, status=503)
+    sandbox.faults.add("file", "status", nth=3, status=429, retry_after="1")
+    sandbox.faults.add("file", "truncate", nth=5)
+    sandbox.faults.add("file", "reset", nth=8)
+    return ["list #2: 503", "file #3: 429 Retry-After 1", "file #5: truncated", "file #8: reset"]
+
+
+def run_intervals(client) -> list[dict]:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils.db import resetdb
+
+    resetdb(skip_init=False)
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["ditio_images"]
+    rows = []
+    for hour in range(HOURS):
+        start = START + timedelta(hours=hour)
+        began = time.monotonic()
+        dagrun = dag.test(logical_date=start + timedelta(hours=1))
+        seconds = time.monotonic() - began
+        key = f"{PREFIX}runs/dt={start:%Y-%m-%d}/hour={start:%H}/summary.json"
+        summary = json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        rows.append({"state": str(dagrun.state), "seconds": seconds, **summary})
+    return rows
+
+
+def print_report(rows: list[dict], endpoint: str, faults: list[str]) -> None:
+    header = f"{'interval (UTC)':<24}{'state':<9}{'rows':>6}{'files':>7}{'MB':>8}"
+    header += f"{'stored':>8}{'present':>9}{'rejects':>9}{'seconds':>9}"
+    print("\n" + header)
+    print("-" * len(header))
+    for row in rows:
+        start = row["interval_start"][:16].replace("T", " ")
+        print(
+            f"{start:<24}{row['state']:<9}{row['rows']:>6}{row['unique_files']:>7}"
+            f"{row['bytes_stored'] / 1e6:>8.1f}{row['objects_stored']:>8}"
+            f"{row['objects_present']:>9}{row['rejected_rows']:>9}{row['seconds']:>9.1f}"
+        )
+    print(f"\nInjected faults (all absorbed by retries): {'; '.join(faults)}")
+    print(f"S3 (stopped now): {endpoint} bucket {BUCKET}, prefix {PREFIX}")
+    print(f"Copy of the bucket: {DEMO / 'bucket'}")
+    print(f"Manifests: {DEMO / 'bucket' / PREFIX / 'manifests'}/dt=*/hour=*/images.jsonl")
+
+
+def copy_bucket(client) -> None:
+    target = DEMO / "bucket"
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for item in page.get("Contents", []):
+            path = target / item["Key"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(BUCKET, item["Key"], str(path))
+
+
+def main() -> int:
+    prepare_airflow_home()
+    sys.path.insert(0, str(ROOT / "include"))
+    from ditio_sandbox import Sandbox, Tenant
+    from local_s3 import LocalS3
+
+    logging.basicConfig(level=logging.WARNING)
+    photos = PHOTOS if PHOTOS.is_dir() else None
+    tenant = Tenant(seed=7, start=START, hours=HOURS, photos_dir=photos)
+    with Sandbox(tenant=tenant) as sandbox, LocalS3() as s3:
+        client = s3.client()
+        client.create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"}
+        )
+        configure_connections(sandbox, s3)
+        faults = inject_faults(sandbox)
+        rows = run_intervals(client)
+        copy_bucket(client)
+        print_report(rows, s3.endpoint_url, faults)
+    failed = [row for row in rows if row["state"] != "success"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Run Airflow's own processes against the sandbox API and a local S3, all on 127.0.0.1.
+
+``make airflow`` runs this: it starts the sandbox Ditio API, a local S3 endpoint, then the
+Airflow API server (UI on http://127.0.0.1:8080, login disabled), scheduler, DAG processor and
+triggerer, with the ``ditio_default``/``aws_default`` connections and the bucket Variable set
+through the environment. Ctrl-C stops everything it started.
+
+Log servers are switched off (``--skip-serve-logs``) and every listener binds loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DEFAULT_PHOTOS = ROOT.parent / "shared" / "sample-photos"
+BUCKET = "ditio-images"
+
+
+def _wait_for(url: str, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} did not answer on {url} within {timeout:.0f}s")
+
+
+class SandboxProcess:
+    """The sandbox Ditio API as a child process; its URLs come from its --url-file."""
+
+    def __init__(
+        self, *, photos: Path | None, seed: int = 7, hours: int = 3, start: str = ""
+    ) -> None:
+        self.args = ["--seed", str(seed), "--hours", str(hours)]
+        if start:
+            self.args += ["--start", start]
+        if photos and photos.is_dir():
+            self.args += ["--photos", str(photos)]
+        self.info: dict[str, Any] = {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> SandboxProcess:
+        url_file = Path(tempfile.mkdtemp(prefix="ditio-sandbox-")) / "urls.json"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "include")}
+        command = [sys.executable, "-m", "ditio_sandbox", "--url-file", str(url_file), *self.args]
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not url_file.exists() or not url_file.read_text().strip():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the sandbox API did not start")
+            time.sleep(0.1)
+        self.info = json.loads(url_file.read_text())
+        return self
+
+    def stop(self) -> None:
+        _terminate(self.process)
+
+
+def _terminate(process: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class AirflowStack:
+    """Airflow's processes plus the sandbox and S3 they talk to.
+
+    :param home: AIRFLOW_HOME to use (created; wiped first when ``fresh``).
+    :param port: API server port on 127.0.0.1.
+    :param photos: folder of sample photos for the sandbox tenant, if any.
+    """
+
+    COMPONENTS = {
+        "api-server": ["api-server", "--host", "127.0.0.1", "--port", "{port}"],
+        "scheduler": ["scheduler", "--skip-serve-logs"],
+        "dag-processor": ["dag-processor"],
+        "triggerer": ["triggerer", "--skip-serve-logs"],
+    }
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        port: int = 8080,
+        photos: Path | None = DEFAULT_PHOTOS,
+        fresh: bool = True,
+        sandbox_hours: int = 3,
+        sandbox_start: str = "",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        from local_s3 import LocalS3
+
+        self.home = home
+        self.port = port
+        self.fresh = fresh
+        self.sandbox = SandboxProcess(photos=photos, hours=sandbox_hours, start=sandbox_start)
+        self.s3 = LocalS3()
+        self.extra_env = extra_env or {}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        sandbox = self.sandbox.info
+        ditio = {
+            "conn_type": "http",
+            "host": sandbox["base_url"],
+            "login": sandbox["client_id"],
+            "password": sandbox["client_secret"],
+            "extra": {"token_url": sandbox["token_url"]},
+        }
+        return {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.api_url,
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db",
+            "AIRFLOW_CONN_DITIO_DEFAULT": json.dumps(ditio),
+            "AIRFLOW_CONN_AWS_DEFAULT": self.s3.connection_json(),
+            "AIRFLOW_VAR_DITIO_IMAGES_BUCKET": BUCKET,
+            **self.extra_env,
+        }
+
+    def start(self) -> AirflowStack:
+        if self.fresh and self.home.exists():
+            shutil.rmtree(self.home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.sandbox.start()
+        self.s3.start()
+        self.s3.client().create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"}
+        )
+        env = self.environment()
+        subprocess.run(
+            [str(BIN / "airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
+        )
+        logs = self.home / "process-logs"
+        logs.mkdir(exist_ok=True)
+        for name, args in self.COMPONENTS.items():
+            command = [str(BIN / "airflow"), *(a.format(port=self.port) for a in args)]
+            with open(logs / f"{name}.log", "ab") as out:
+                self.processes[name] = subprocess.Popen(
+                    command, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+        _wait_for(f"{self.api_url}/api/v2/monitor/health", 180, "the Airflow API server")
+        return self
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(method, f"{self.api_url}/api/v2{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            _terminate(process)
+        self.sandbox.stop()
+        self.s3.stop()
+
+    def __enter__(self) -> AirflowStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--home", type=Path, default=ROOT / ".airflow")
+    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
+    args = parser.parse_args()
+    with AirflowStack(args.home, port=args.port, photos=args.photos) as stack:
+        sandbox = stack.sandbox.info
+        print(f"Airflow UI:      {stack.api_url}  (login disabled for local use)")
+        print(
+            f"Sandbox API:     {sandbox['base_url']}  (tenant hours start {sandbox.get('start')})"
+        )
+        print(f"S3 endpoint:     {stack.s3.endpoint_url}  bucket {BUCKET}")
+        print(f"Logs:            {stack.home / 'process-logs'}")
+        print("Unpause ditio_images and trigger it, or backfill the sandbox hours. Ctrl-C stops.")
+        try:
+            while all(p.poll() is None for p in stack.processes.values()):
+                time.sleep(1)
+            print("An Airflow process exited; see the logs above.", file=sys.stderr)
+        except KeyboardInterrupt:
+            print("Stopping...")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Sync images attached to Ditio construction projects into S3."""

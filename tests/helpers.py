@@ -1,0 +1,27 @@
+"""Helpers shared by test modules (fixtures live in the conftest files)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_PHOTOS = ROOT.parent / "shared" / "sample-photos"
+START = datetime(2026, 4, 12, 6, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def bucket_objects(s3_client: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:
+    """Every object in the bucket under ``prefix``, key to bytes."""
+    found = {}
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            body = s3_client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            found[item["Key"]] = body
+    return found
+
+
+def read_jsonl(body: bytes) -> list[Any]:
+    return [json.loads(line) for line in body.splitlines() if line.strip()]
