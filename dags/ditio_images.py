@@ -196,6 +196,7 @@ with DAG(
     publish_manifest = DitioPublishManifestOperator(
         task_id="publish_manifest",
         trigger_rule="none_failed",
+        download_task_id="download_images",
         gzip="{{ params.gzip_manifest }}",
         **STORAGE,
     )

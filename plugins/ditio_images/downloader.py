@@ -52,8 +52,10 @@ class BatchResult:
     stats: dict[str, int] = field(default_factory=dict)
 
     def record(self, file_id: str, variant: str, status: str, key: str | None = None) -> None:
+        """Note a variant's outcome. An object found already stored counts as ``present`` in
+        the stats but reads ``stored`` in the manifest, so a re-run writes the same manifest."""
         entry = self.files.setdefault(file_id, {"objects": {}, "status": {}})
-        entry["status"][variant] = status
+        entry["status"][variant] = STORED if status == PRESENT else status
         if key:
             entry["objects"][variant] = key
         self.stats[status] = self.stats.get(status, 0) + 1
@@ -62,7 +64,8 @@ class BatchResult:
         self.stats["bytes"] = self.stats.get("bytes", 0) + size
 
     def to_json(self) -> dict[str, Any]:
-        return {"files": self.files, "stats": self.stats}
+        """The files' state only, so re-running a batch writes identical results."""
+        return {"files": self.files}
 
 
 @dataclass(frozen=True)

@@ -274,14 +274,22 @@ class DitioDownloadBatchOperator(_DitioS3Operator):
 class DitioPublishManifestOperator(_DitioS3Operator):
     """Write the interval's manifest partition, rejects and summary; return the summary.
 
+    The summary written to ``runs/`` describes the interval; what this run did (objects
+    downloaded or found already stored, bytes moved) is added under ``run`` in the returned
+    value, from the download tasks' results.
+
     :param gzip: write the manifest as ``images.jsonl.gz``.
+    :param download_task_id: the mapped download task whose results to add up.
     """
 
     template_fields: Sequence[str] = (*STORAGE_FIELDS, "gzip")
 
-    def __init__(self, *, gzip: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *, gzip: bool = False, download_task_id: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.gzip = gzip
+        self.download_task_id = download_task_id
 
     def run(self, context: Context) -> dict[str, Any]:
         from ditio_images.publish import publish_interval
@@ -290,23 +298,35 @@ class DitioPublishManifestOperator(_DitioS3Operator):
         layout = self.layout()
         store = self.store(layout, self.hook().settings.policy)
         summary = publish_interval(store, layout, start, end, gzip=bool(self.gzip))
+        summary["run"] = self._run_totals(context)
         self.log.info(
-            "Interval [%s, %s): %d rows (%d unique, %d rejected), %d files, %d objects stored "
-            "(%d bytes), %d already present, %d missing, %d refused. Manifest: %s",
+            "Interval [%s, %s): %d rows (%d unique, %d rejected), %d unique files, objects %s; "
+            "this run downloaded %d objects (%d bytes), %d were already stored. Manifest: %s",
             summary["interval_start"],
             summary["interval_end"],
             summary["rows"],
             summary["unique_rows"],
             summary["rejected_rows"],
             summary["unique_files"],
-            summary["objects_stored"],
-            summary["bytes_stored"],
-            summary["objects_present"],
-            summary["objects_missing"],
-            summary["objects_refused"],
+            summary["objects"],
+            summary["run"].get("stored", 0),
+            summary["run"].get("bytes", 0),
+            summary["run"].get("present", 0),
             summary["manifest"],
         )
         return summary
+
+    def _run_totals(self, context: Context) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        if not self.download_task_id:
+            return totals
+        pulled = context["ti"].xcom_pull(task_ids=self.download_task_id)
+        if isinstance(pulled, dict):
+            pulled = [pulled]
+        for stats in pulled or []:
+            for name, value in (stats or {}).items():
+                totals[name] = totals.get(name, 0) + int(value)
+        return totals
 
 
 def _batch_numbers(batch: Any) -> range:

@@ -28,7 +28,11 @@ MANIFEST_TYPE = "application/x-ndjson"
 def publish_interval(
     store: S3Store, layout: Layout, start: datetime, end: datetime, *, gzip: bool = False
 ) -> dict[str, Any]:
-    """Write the interval's manifest, rejects and summary from staging; return the summary."""
+    """Write the interval's manifest, rejects and summary from staging; return the summary.
+
+    Everything written describes the interval's state, not the run, so publishing the same
+    staging again writes identical objects.
+    """
     staging = Staging(layout.staging_folder(start))
     plan = store.get_json(staging.plan)
     if not isinstance(plan, dict):
@@ -37,14 +41,13 @@ def publish_interval(
         )
     summary = _empty_summary(layout, start, end, plan)
     with DiskIndex() as results:
-        _load_results(store, staging, plan, results, summary)
+        _load_results(store, staging, plan, results, summary["objects"])
         manifest_key = layout.manifest_key(start, gzip=gzip)
         written = _write_manifest(store, layout, staging, plan, results, manifest_key, gzip)
     summary["manifest_rows"] = written
     summary["manifest"] = layout.uri(manifest_key)
     _replace_folder(store, layout.manifest_folder(start), keep=manifest_key)
-    summary["rejects"] = _publish_rejects(store, layout, staging, start, plan)
-    summary["published_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    _publish_rejects(store, layout, staging, start, plan)
     store.put_json(layout.summary_key(start), summary)
     return summary
 
@@ -61,13 +64,10 @@ def _empty_summary(
         "unique_rows": plan["unique_rows"],
         "duplicate_rows": plan["duplicate_rows"],
         "rejected_rows": plan["rejected_rows"],
+        "rejects": layout.uri(layout.rejects_key(start)) if plan["rejected_rows"] else None,
         "unique_files": plan["unique_files"],
-        "objects_stored": 0,
-        "objects_present": 0,
-        "objects_missing": 0,
-        "objects_refused": 0,
-        "objects_too_large": 0,
-        "bytes_stored": 0,
+        "variants": plan["variants"],
+        "objects": {},
     }
 
 
@@ -76,7 +76,7 @@ def _load_results(
     staging: Staging,
     plan: dict[str, Any],
     results: DiskIndex,
-    summary: dict[str, Any],
+    counts: dict[str, int],
 ) -> None:
     for number in range(1, plan["batches"] + 1):
         batch = store.get_json(staging.results(number))
@@ -86,10 +86,8 @@ def _load_results(
             )
         for file_id, outcome in batch["files"].items():
             results.put(file_id, json.dumps(outcome))
-        stats = batch["stats"]
-        for status in ("stored", "present", "missing", "refused", "too_large"):
-            summary[f"objects_{status}"] += stats.get(status, 0)
-        summary["bytes_stored"] += stats.get("bytes", 0)
+            for status in outcome["status"].values():
+                counts[status] = counts.get(status, 0) + 1
 
 
 def _write_manifest(
@@ -134,7 +132,7 @@ def _replace_folder(store: S3Store, folder: str, *, keep: str | None) -> None:
 
 def _publish_rejects(
     store: S3Store, layout: Layout, staging: Staging, start: datetime, plan: dict[str, Any]
-) -> int:
+) -> None:
     key = layout.rejects_key(start)
     if plan["rejected_rows"]:
         source = {"Bucket": layout.bucket, "Key": staging.rejects}

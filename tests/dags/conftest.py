@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,13 +30,18 @@ def airflow_db():
     resetdb(skip_init=False)
 
 
+DEFAULT_PARAMS: dict[str, Any] = {}
+
+
 @pytest.fixture(scope="session")
 def dag(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
-    return bag.dags["ditio_images"]
+    dag = bag.dags["ditio_images"]
+    DEFAULT_PARAMS.update({name: dag.params[name] for name in dag.params})
+    return dag
 
 
 @dataclass
@@ -62,8 +68,15 @@ class Stack:
         self.monkeypatch.setenv("AIRFLOW_CONN_DITIO_DEFAULT", json.dumps(conn))
 
     def run(self, start: datetime = START, **conf: Any) -> Any:
-        """Run the DAG for the hour starting at ``start``; return the DagRun."""
-        return self.dag.test(logical_date=start + HOUR, run_conf=conf or None)
+        """Run the DAG for the hour starting at ``start``; return the DagRun.
+
+        ``dag.test()`` would pick up an earlier run of the same logical date with its conf, so
+        earlier runs of this DAG are deleted first, and since it also writes the conf into the
+        DAG's params, each run gets its own copy of the DAG: every call is a fresh run.
+        """
+        forget_runs(self.dag.dag_id)
+        full_conf = {**DEFAULT_PARAMS, **conf}
+        return copy.deepcopy(self.dag).test(logical_date=start + HOUR, run_conf=full_conf)
 
     def objects(self, prefix: str = "") -> dict[str, bytes]:
         return bucket_objects(self.s3, self.bucket, prefix)
@@ -80,12 +93,34 @@ class Stack:
         return states
 
 
-def make_stack(request, monkeypatch, dag, s3_client, bucket, **tenant_options: Any) -> Stack:
+def forget_runs(dag_id: str) -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    with create_session() as session:
+        for model in (XComModel, TaskInstance, DagRun):
+            session.execute(delete(model).where(model.dag_id == dag_id))
+
+
+def make_stack(
+    request,
+    monkeypatch,
+    dag,
+    s3_client,
+    bucket,
+    *,
+    sandbox_options: dict[str, Any] | None = None,
+    **tenant_options: Any,
+) -> Stack:
+    """A running stack; ``tenant_options`` go to ``Tenant``, ``sandbox_options`` to ``Sandbox``."""
     from ditio_sandbox import Sandbox, Tenant
 
     options = {"seed": 7, "start": START, "hours": 3, "photos_dir": SAMPLE_PHOTOS}
     options.update(tenant_options)
-    sandbox = Sandbox(tenant=Tenant(**options)).start()
+    sandbox = Sandbox(tenant=Tenant(**options), **(sandbox_options or {})).start()
     request.addfinalizer(sandbox.stop)
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", _aws_connection(s3_client))
     monkeypatch.setenv("AIRFLOW_VAR_DITIO_IMAGES_BUCKET", bucket)

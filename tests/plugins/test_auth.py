@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import FakeServer, Reply, Seen, token_route
+from fake_http import FakeServer, Reply, Seen, token_route
 
 from ditio_images.auth import TokenProvider
 from ditio_images.exceptions import (

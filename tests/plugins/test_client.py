@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 import responses
-from conftest import FakeServer, Reply, Seen, write_raw
+from fake_http import FakeServer, Reply, Seen, write_raw
 
 from ditio_images.auth import TokenProvider
 from ditio_images.client import DitioClient, build_session, encode_params
