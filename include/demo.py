@@ -78,28 +78,34 @@ def run_intervals(client) -> list[dict]:
         began = time.monotonic()
         dagrun = dag.test(logical_date=start + timedelta(hours=1))
         seconds = time.monotonic() - began
-        key = f"{PREFIX}runs/dt={start:%Y-%m-%d}/hour={start:%H}/summary.json"
-        summary = json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
-        rows.append({"state": str(dagrun.state), "seconds": seconds, **summary})
+        publish = dagrun.get_task_instance("publish_manifest")
+        summary = publish.xcom_pull(task_ids="publish_manifest") if publish else None
+        rows.append(
+            {"state": str(dagrun.state), "seconds": seconds, "start": start, **(summary or {})}
+        )
     return rows
 
 
 def print_report(rows: list[dict], endpoint: str, faults: list[str]) -> None:
-    header = f"{'interval (UTC)':<24}{'state':<9}{'rows':>6}{'files':>7}{'MB':>8}"
-    header += f"{'stored':>8}{'present':>9}{'rejects':>9}{'seconds':>9}"
+    header = f"{'interval (UTC)':<18}{'state':<9}{'rows':>6}{'files':>7}{'MB':>8}"
+    header += f"{'written':>9}{'present':>9}{'rejects':>9}{'seconds':>9}"
     print("\n" + header)
     print("-" * len(header))
     for row in rows:
-        start = row["interval_start"][:16].replace("T", " ")
+        run = row.get("run", {})
         print(
-            f"{start:<24}{row['state']:<9}{row['rows']:>6}{row['unique_files']:>7}"
-            f"{row['bytes_stored'] / 1e6:>8.1f}{row['objects_stored']:>8}"
-            f"{row['objects_present']:>9}{row['rejected_rows']:>9}{row['seconds']:>9.1f}"
+            f"{row['start']:%Y-%m-%d %H:%M}  {row['state']:<9}{row.get('rows', 0):>6}"
+            f"{row.get('unique_files', 0):>7}{run.get('bytes', 0) / 1e6:>8.1f}"
+            f"{run.get('stored', 0):>9}{run.get('present', 0):>9}"
+            f"{row.get('rejected_rows', 0):>9}{row['seconds']:>9.1f}"
         )
-    print(f"\nInjected faults (all absorbed by retries): {'; '.join(faults)}")
-    print(f"S3 (stopped now): {endpoint} bucket {BUCKET}, prefix {PREFIX}")
-    print(f"Copy of the bucket: {DEMO / 'bucket'}")
-    print(f"Manifests: {DEMO / 'bucket' / PREFIX / 'manifests'}/dt=*/hour=*/images.jsonl")
+    print(f"\nInjected faults, absorbed by retries: {'; '.join(faults)}")
+    print(f"S3 endpoint (stopped now): {endpoint}, bucket {BUCKET}, prefix {PREFIX}")
+    print(f"Copy of the bucket:        {DEMO / 'bucket'}")
+    print(
+        f"Manifests:                 {DEMO / 'bucket' / PREFIX / 'manifests'}/dt=*/hour=*/images.jsonl"
+    )
+    print(f"Airflow home (task logs):  {DEMO / 'airflow'}")
 
 
 def copy_bucket(client) -> None:
@@ -114,8 +120,9 @@ def copy_bucket(client) -> None:
 def main() -> int:
     prepare_airflow_home()
     sys.path.insert(0, str(ROOT / "include"))
-    from ditio_sandbox import Sandbox, Tenant
     from local_s3 import LocalS3
+
+    from ditio_sandbox import Sandbox, Tenant
 
     logging.basicConfig(level=logging.WARNING)
     photos = PHOTOS if PHOTOS.is_dir() else None
