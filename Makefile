@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+AUDIT_STAMP := $(VENV)/.audit-installed
 
 .PHONY: help install test lint format demo airflow bench bench-smoke audit clean
 
@@ -36,6 +37,18 @@ demo: install  ## Sync three sandbox hours into a local S3 and print a summary
 
 airflow: install  ## Run Airflow (API server, scheduler, DAG processor, triggerer) on the sandbox
 	$(BIN)/python include/local_airflow.py
+
+$(AUDIT_STAMP): $(STAMP) requirements-audit.txt
+	$(BIN)/python -m pip install --quiet -r requirements-audit.txt -c requirements.txt
+	$(BIN)/python -m pip check
+	@touch $(AUDIT_STAMP)
+
+audit: $(AUDIT_STAMP)  ## Check the pinned requirements against PyPI's vulnerability data
+	$(BIN)/pip-audit --requirement requirements.txt --no-deps --disable-pip \
+		--vulnerability-service pypi --strict --aliases on --progress-spinner off
+
+bench: install  ## Benchmark against the vendor loop and HttpToS3Operator (about 10 min)
+	PYTHONPATH=include:plugins $(BIN)/python -m ditio_bench
 
 clean:  ## Remove the virtualenv and local state
 	rm -rf $(VENV) .demo .airflow .pytest_cache .ruff_cache

@@ -2,7 +2,8 @@
 
 The bearer token only travels to trusted hosts: https, or plain http on loopback test
 servers. File downloads follow redirects one hop at a time so that a hop to blob storage,
-which must not see the token, is fetched anonymously.
+which must not see the token, is fetched anonymously; a redirect target on a trusted host only
+gets the token when it asks for one with a 401.
 """
 
 from __future__ import annotations
@@ -299,7 +300,7 @@ class DitioClient:
         for hop in range(self._max_redirects + 1):
             # Once a hop left the trusted hosts, later hops never get the token back.
             trusted_chain = self._admit(current, first=hop == 0) and trusted_chain
-            response, token = self._fetch_hop(current, trusted=trusted_chain)
+            response, token = self._fetch_hop(current, trusted=trusted_chain, redirected=hop > 0)
             if response.status_code not in REDIRECT_STATUSES:
                 return self._accept(response, token, context, trusted=trusted_chain)
             current = _next_hop(response, current)
@@ -336,9 +337,15 @@ class DitioClient:
             )
         return False
 
-    def _fetch_hop(self, url: str, *, trusted: bool) -> tuple[requests.Response, str | None]:
-        if not trusted:
-            return self._get(url, file=True), None
+    def _fetch_hop(
+        self, url: str, *, trusted: bool, redirected: bool = False
+    ) -> tuple[requests.Response, str | None]:
+        if not trusted or redirected:
+            # Signed blob URLs answer 400 to a bearer token, even on the API's own host.
+            response = self._get(url, file=True)
+            if not trusted or response.status_code != 401:
+                return response, None
+            response.close()
 
         token = self.tokens.token()
         response = self._get(url, token=token, file=True)

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import make_stack
+from dagstack import make_stack
 from helpers import HOUR, START, read_jsonl
 
 
