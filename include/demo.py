@@ -1,9 +1,10 @@
 """Sync three hours of a sandbox Ditio tenant into a local S3 with the real DAG, and report.
 
-``make demo`` runs this. It starts the sandbox API and a local S3 server on 127.0.0.1, runs the
-``ditio_images`` DAG with ``dag.test()`` for three consecutive hourly intervals (with a few
-faults injected, which the retry policy absorbs), prints one summary line per interval, copies
-the bucket to ``.demo/bucket/`` for inspection, and stops everything it started.
+``make demo`` runs this. It starts the sandbox API (its command, ``python -m ditio_sandbox``)
+and a local S3 server on 127.0.0.1 as child processes, runs the ``ditio_images`` DAG with
+``dag.test()`` for three consecutive hourly intervals (with a few faults injected through the
+sandbox's control API, which the retry policy absorbs), prints one summary line per interval,
+copies the bucket to ``.demo/bucket/`` for inspection, and stops everything it started.
 """
 
 from __future__ import annotations
@@ -43,13 +44,13 @@ def prepare_airflow_home() -> None:
     )
 
 
-def configure_connections(sandbox, s3) -> None:
+def configure_connections(sandbox: dict, s3) -> None:
     ditio = {
         "conn_type": "http",
-        "host": sandbox.base_url,
-        "login": sandbox.info()["client_id"],
-        "password": sandbox.info()["client_secret"],
-        "extra": {"token_url": sandbox.token_url, "backoff_base": 0.2, "jitter": 0.5},
+        "host": sandbox["base_url"],
+        "login": sandbox["client_id"],
+        "password": sandbox["client_secret"],
+        "extra": {"token_url": sandbox["token_url"], "backoff_base": 0.2, "jitter": 0.5},
     }
     os.environ["AIRFLOW_CONN_DITIO_DEFAULT"] = json.dumps(ditio)
     os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = s3.connection_json()
@@ -57,13 +58,25 @@ def configure_connections(sandbox, s3) -> None:
     os.environ["AIRFLOW_VAR_DITIO_IMAGES_PREFIX"] = PREFIX
 
 
-def inject_faults(sandbox) -> list[str]:
-    """A few transient faults the sync must absorb without losing anything."""
-    sandbox.faults.add("list", "status", nth=2, status=503)
-    sandbox.faults.add("file", "status", nth=3, status=429, retry_after="1")
-    sandbox.faults.add("file", "truncate", nth=5)
-    sandbox.faults.add("file", "reset", nth=8)
-    return ["list #2: 503", "file #3: 429 Retry-After 1", "file #5: truncated", "file #8: reset"]
+FAULTS = [
+    ({"endpoint": "list", "action": "status", "nth": 2, "status": 503}, "list #2: 503"),
+    (
+        {"endpoint": "file", "action": "status", "nth": 3, "status": 429, "retry_after": 1},
+        "file #3: 429 Retry-After 1",
+    ),
+    ({"endpoint": "file", "action": "truncate", "nth": 5}, "file #5: truncated"),
+    ({"endpoint": "file", "action": "reset", "nth": 8}, "file #8: reset"),
+]
+
+
+def inject_faults(sandbox: dict) -> list[str]:
+    """A few transient faults the sync must absorb, set through the sandbox's control API."""
+    import requests
+
+    rules = [rule for rule, _ in FAULTS]
+    response = requests.post(f"{sandbox['control_url']}/faults", json=rules, timeout=10)
+    response.raise_for_status()
+    return [label for _, label in FAULTS]
 
 
 def run_intervals(client) -> list[dict]:
@@ -102,9 +115,8 @@ def print_report(rows: list[dict], endpoint: str, faults: list[str]) -> None:
     print(f"\nInjected faults, absorbed by retries: {'; '.join(faults)}")
     print(f"S3 endpoint (stopped now): {endpoint}, bucket {BUCKET}, prefix {PREFIX}")
     print(f"Copy of the bucket:        {DEMO / 'bucket'}")
-    print(
-        f"Manifests:                 {DEMO / 'bucket' / PREFIX / 'manifests'}/dt=*/hour=*/images.jsonl"
-    )
+    manifests = DEMO / "bucket" / PREFIX / "manifests"
+    print(f"Manifests:                 {manifests}/dt=*/hour=*/images.jsonl")
     print(f"Airflow home (task logs):  {DEMO / 'airflow'}")
 
 
@@ -119,24 +131,24 @@ def copy_bucket(client) -> None:
 
 def main() -> int:
     prepare_airflow_home()
-    sys.path.insert(0, str(ROOT / "include"))
+    from local_airflow import SandboxProcess
     from local_s3 import LocalS3
 
-    from ditio_sandbox import Sandbox, Tenant
-
     logging.basicConfig(level=logging.WARNING)
-    photos = PHOTOS if PHOTOS.is_dir() else None
-    tenant = Tenant(seed=7, start=START, hours=HOURS, photos_dir=photos)
-    with Sandbox(tenant=tenant) as sandbox, LocalS3() as s3:
-        client = s3.client()
-        client.create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"}
-        )
-        configure_connections(sandbox, s3)
-        faults = inject_faults(sandbox)
-        rows = run_intervals(client)
-        copy_bucket(client)
-        print_report(rows, s3.endpoint_url, faults)
+    sandbox = SandboxProcess(photos=PHOTOS, hours=HOURS, start=START.isoformat()).start()
+    try:
+        with LocalS3() as s3:
+            client = s3.client()
+            client.create_bucket(
+                Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"}
+            )
+            configure_connections(sandbox.info, s3)
+            faults = inject_faults(sandbox.info)
+            rows = run_intervals(client)
+            copy_bucket(client)
+            print_report(rows, s3.endpoint_url, faults)
+    finally:
+        sandbox.stop()
     failed = [row for row in rows if row["state"] != "success"]
     return 1 if failed else 0
 
