@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
-from helpers import HOUR, START
+from helpers import HOUR, START, bucket_objects
 
 
 def run_ok(stack, start=START, **conf):
@@ -123,3 +123,27 @@ def test_manifest_rows_keep_every_field_as_received(stack):
 
 
 EXT = {"image/jpeg": ".jpg", "image/png": ".png", "image/heic": ".heic"}
+
+
+def test_variables_set_bucket_and_prefix_and_params_override_them(stack, s3_client, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_DITIO_IMAGES_PREFIX", "from-variable")
+    run_ok(stack)
+    assert "from-variable/manifests/dt=2026-04-12/hour=06/images.jsonl" in stack.objects()
+
+    other = f"{stack.bucket}-other"
+    s3_client.create_bucket(
+        Bucket=other, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"}
+    )
+    run_ok(stack, bucket=other, prefix="")
+    assert "manifests/dt=2026-04-12/hour=06/images.jsonl" in bucket_objects(s3_client, other)
+
+
+def test_a_missing_bucket_fails_at_once_and_says_how_to_set_it(stack, monkeypatch, capfd):
+    monkeypatch.delenv("AIRFLOW_VAR_DITIO_IMAGES_BUCKET")
+
+    dagrun = stack.run(START)
+
+    assert stack.task_states(dagrun)["list_images"] == ["failed"]
+    assert dagrun.get_task_instance("list_images").try_number == 1
+    assert "ditio_images_bucket" in capfd.readouterr().out
+    assert stack.sandbox.stats.count("list") == 0
