@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_PHOTOS = ROOT.parent / "shared" / "sample-photos"
+_PHOTOS = ROOT.parent / "shared" / "sample-photos"
+# Real photos make the sandbox tenant richer (HEIC, large phone JPEGs) when they sit beside the
+# clone; every test also passes with generated images only.
+SAMPLE_PHOTOS = _PHOTOS if _PHOTOS.is_dir() else None
 START = datetime(2026, 4, 12, 6, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 

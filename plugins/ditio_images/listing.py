@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ditio_images.client import DitioClient
-from ditio_images.exceptions import DitioBadRequest, DitioConfigError
+from ditio_images.exceptions import DitioBadRequest, DitioConfigError, DitioRetryableError
 from ditio_images.layout import Layout
 from ditio_images.pager import Pager
 from ditio_images.rows import file_entry, reject_reason, row_identity
@@ -131,6 +131,17 @@ class Staging:
         return f"{self.folder}results/{number:06d}.json"
 
 
+def run_staging(layout: Layout, start: datetime, run_id: str) -> Staging:
+    """The staging of one DAG run of an hour.
+
+    Runs of the same hour can overlap (a scheduled run, a manual one, a backfill); each gets its
+    own folder so none can read or clear another's pages. A retry of the same run finds its own
+    checkpoint again and resumes.
+    """
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:16]
+    return Staging(f"{layout.staging_folder(start)}run={digest}/")
+
+
 @dataclass
 class ListingOutcome:
     pages: int
@@ -141,11 +152,20 @@ class ListingOutcome:
 
 
 def list_interval(
-    client: DitioClient, store: S3Store, layout: Layout, request: ListingRequest
+    client: DitioClient,
+    store: S3Store,
+    layout: Layout,
+    request: ListingRequest,
+    *,
+    staging: Staging | None = None,
 ) -> ListingOutcome:
-    """Page through the interval into staging, checkpointing after every stored page."""
+    """Page through the interval into staging, checkpointing after every stored page.
+
+    :param staging: where to stage; by default the hour's shared folder (see :func:`run_staging`
+        for the per-run folder the operators use).
+    """
     began = time.monotonic()
-    staging = Staging(layout.staging_folder(request.start))
+    staging = staging or Staging(layout.staging_folder(request.start))
     pager, rows = _resume_or_reset(store, staging, request)
     outcome = ListingOutcome(pages=0, rows=0, resumed_from_page=pager.pages)
     first_request = True
@@ -249,9 +269,10 @@ def plan_downloads(
     variants: Sequence[str],
     files_per_batch: int,
     max_groups: int,
+    staging: Staging | None = None,
 ) -> Plan:
     """Validate and de-duplicate the staged rows, write batches of unique files and rejects."""
-    staging = Staging(layout.staging_folder(start))
+    staging = staging or Staging(layout.staging_folder(start))
     checkpoint = store.get_json(staging.checkpoint) or {}
     if not checkpoint.get("finished"):
         raise DitioConfigError("The interval's listing has not finished; run the listing first.")
@@ -261,10 +282,19 @@ def plan_downloads(
         with store.writer(staging.rejects, "application/x-ndjson") as rejects:
             for row in iter_staged_rows(store, staging, plan.pages):
                 _plan_row(plan, row, rows_seen, files_seen, batches, rejects)
+            _check_staged_count(plan, checkpoint, staging)
         plan.batches = batches.finish()
     plan.groups = group_batches(plan.batches, max_groups)
     store.put_json(staging.plan, plan.to_json())
     return plan
+
+
+def _check_staged_count(plan: Plan, checkpoint: dict[str, Any], staging: Staging) -> None:
+    if plan.rows != checkpoint.get("rows"):
+        raise DitioRetryableError(
+            f"Staging {staging.folder} holds {plan.rows} rows but the listing stored "
+            f"{checkpoint.get('rows')}: it changed underneath this run. The listing is retried."
+        )
 
 
 def _plan_row(

@@ -18,7 +18,14 @@ from ditio_images.exceptions import DitioConfigError, DitioFatalError
 from ditio_images.hooks import DitioHook
 from ditio_images.interval import resolve_interval
 from ditio_images.layout import Layout, check_variants
-from ditio_images.listing import SOURCES, ListingRequest, Staging, list_interval, plan_downloads
+from ditio_images.listing import (
+    SOURCES,
+    ListingRequest,
+    Staging,
+    list_interval,
+    plan_downloads,
+    run_staging,
+)
 from ditio_images.retry import RetryPolicy
 from ditio_images.s3store import MIB, S3Store
 
@@ -79,6 +86,9 @@ class _DitioS3Operator(BaseOperator):
 
     def layout(self) -> Layout:
         return Layout.create(self.bucket, self.prefix)
+
+    def staging(self, context: Context, layout: Layout, start: datetime) -> Staging:
+        return run_staging(layout, start, str(context["run_id"]))
 
     def hook(self, pool_size: int = DEFAULT_IN_FLIGHT) -> DitioHook:
         return DitioHook(self.ditio_conn_id, pool_size=pool_size)
@@ -171,7 +181,8 @@ class DitioListImagesOperator(_DitioS3Operator):
         self.log.info(
             "Listing [%s, %s) with %s", start.isoformat(), end.isoformat(), request.context()
         )
-        listed = list_interval(hook.get_conn(), store, layout, request)
+        staging = self.staging(context, layout, start)
+        listed = list_interval(hook.get_conn(), store, layout, request, staging=staging)
         plan = plan_downloads(
             store,
             layout,
@@ -179,6 +190,7 @@ class DitioListImagesOperator(_DitioS3Operator):
             variants=variants,
             files_per_batch=_positive(self.files_per_batch, "files_per_batch"),
             max_groups=self._max_groups(),
+            staging=staging,
         )
         self.log.info(
             "Listed %d pages in %.1fs: %d rows, %d unique, %d rejected, %d unique files in %d "
@@ -253,7 +265,7 @@ class DitioDownloadBatchOperator(_DitioS3Operator):
         in_flight = _positive(self.downloads_in_flight, "downloads_in_flight")
         hook = self.hook(pool_size=in_flight)
         store = self.store(layout, hook.settings.policy, connections=in_flight * 2)
-        staging = Staging(layout.staging_folder(start))
+        staging = self.staging(context, layout, start)
         downloader = BatchDownloader(
             client=hook.get_conn(),
             store=store,
@@ -297,7 +309,8 @@ class DitioPublishManifestOperator(_DitioS3Operator):
         start, end = self.interval(context)
         layout = self.layout()
         store = self.store(layout, self.hook().settings.policy)
-        summary = publish_interval(store, layout, start, end, gzip=bool(self.gzip))
+        staging = self.staging(context, layout, start)
+        summary = publish_interval(store, layout, start, end, gzip=bool(self.gzip), staging=staging)
         summary["run"] = self._run_totals(context)
         self.log.info(
             "Interval [%s, %s): %d rows (%d unique, %d rejected), %d unique files, objects %s; "

@@ -26,14 +26,20 @@ MANIFEST_TYPE = "application/x-ndjson"
 
 
 def publish_interval(
-    store: S3Store, layout: Layout, start: datetime, end: datetime, *, gzip: bool = False
+    store: S3Store,
+    layout: Layout,
+    start: datetime,
+    end: datetime,
+    *,
+    gzip: bool = False,
+    staging: Staging | None = None,
 ) -> dict[str, Any]:
     """Write the interval's manifest, rejects and summary from staging; return the summary.
 
     Everything written describes the interval's state, not the run, so publishing the same
     staging again writes identical objects.
     """
-    staging = Staging(layout.staging_folder(start))
+    staging = staging or Staging(layout.staging_folder(start))
     plan = store.get_json(staging.plan)
     if not isinstance(plan, dict):
         raise DitioConfigError(

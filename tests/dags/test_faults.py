@@ -168,10 +168,10 @@ def test_running_tasks_of_a_finished_interval_again_changes_nothing(stack, seque
     from ditio_images.layout import Layout
     from ditio_images.listing import (
         ListingRequest,
-        Staging,
         list_interval,
         plan_downloads,
         read_batch,
+        run_staging,
     )
     from ditio_images.publish import publish_interval
     from ditio_images.s3store import S3Store
@@ -185,12 +185,19 @@ def test_running_tasks_of_a_finished_interval_again_changes_nothing(stack, seque
     layout = Layout.create(stack.bucket, "")
     store = S3Store(stack.s3, stack.bucket, policy=hook.settings.policy)
     client = hook.get_conn()
-    staging = Staging(layout.staging_folder(START))
+    staging = run_staging(layout, START, dagrun.run_id)
 
     def list_again():
-        list_interval(client, store, layout, ListingRequest(START, START + HOUR))
+        request = ListingRequest(START, START + HOUR)
+        list_interval(client, store, layout, request, staging=staging)
         plan_downloads(
-            store, layout, START, variants=["original"], files_per_batch=2000, max_groups=1024
+            store,
+            layout,
+            START,
+            variants=["original"],
+            files_per_batch=2000,
+            max_groups=1024,
+            staging=staging,
         )
 
     def download_again():
@@ -203,7 +210,7 @@ def test_running_tasks_of_a_finished_interval_again_changes_nothing(stack, seque
     steps = {
         "list": list_again,
         "download": download_again,
-        "publish": lambda: publish_interval(store, layout, START, START + HOUR),
+        "publish": lambda: publish_interval(store, layout, START, START + HOUR, staging=staging),
     }
     for name in sequence:
         steps[name]()

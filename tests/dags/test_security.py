@@ -35,7 +35,7 @@ CONTRACT_KEY = (
     rf"|manifests/{DATE}/images\.jsonl(\.gz)?"
     rf"|rejects/{DATE}/rejects\.jsonl"
     rf"|runs/{DATE}/summary\.json"
-    rf"|_staging/{DATE}/([a-z]+/)?[0-9a-z_]+\.(json|jsonl|jsonl\.gz))"
+    rf"|_staging/{DATE}/run=[0-9a-f]{{16}}/([a-z]+/)?[0-9a-z_]+\.(json|jsonl|jsonl\.gz))"
 )
 
 

@@ -15,6 +15,7 @@ from helpers import HOUR, ROOT, START
 
 from ditio_images.auth import TokenProvider
 from ditio_images.client import DitioClient
+from ditio_images.exceptions import DitioRetryableError
 from ditio_images.layout import Layout
 from ditio_images.listing import (
     ListingRequest,
@@ -22,9 +23,10 @@ from ditio_images.listing import (
     iter_staged_rows,
     list_interval,
     plan_downloads,
+    run_staging,
 )
 from ditio_images.retry import RetryPolicy
-from ditio_images.s3store import S3Store
+from ditio_images.s3store import S3Store, gzip_stream
 
 POLICY = RetryPolicy(max_attempts=2, backoff_base=0, jitter=0, read_timeout=60)
 CHUNK = 2
@@ -37,8 +39,9 @@ from ditio_images.auth import TokenProvider
 from ditio_images.client import DitioClient
 from ditio_images.layout import Layout
 from ditio_images.listing import ListingRequest, list_interval
+from ditio_images.exceptions import DitioRetryableError
 from ditio_images.retry import RetryPolicy
-from ditio_images.s3store import S3Store
+from ditio_images.s3store import S3Store, gzip_stream
 
 base, token_url, endpoint, bucket, start, end, chunk = sys.argv[1:]
 policy = RetryPolicy(max_attempts=2, backoff_base=0, jitter=0, read_timeout=600)
@@ -165,3 +168,43 @@ def test_a_finished_or_different_listing_is_not_resumed(sandbox, parts):
     assert "ContinuationToken" not in json.dumps(sandbox.stats.log("list")[0]["query"])
     staged, _ = staged_identities(store, layout)
     assert staged == expected_identities(sandbox)
+
+
+def plan_of(store, layout, staging):
+    return plan_downloads(
+        store,
+        layout,
+        START,
+        variants=["original"],
+        files_per_batch=100,
+        max_groups=10,
+        staging=staging,
+    )
+
+
+def test_overlapping_runs_of_one_hour_keep_their_own_staging(sandbox, parts):
+    client, store, layout = parts
+    everything = ListingRequest(START, START + HOUR, chunk_limit=CHUNK)
+    project = sandbox.tenant.rows_between(START, START + HOUR)[0]["projectId"]
+    one_project = ListingRequest(START, START + HOUR, chunk_limit=CHUNK, project_id=project)
+    first = run_staging(layout, START, "scheduled__2026-04-12T07:00:00+00:00")
+    second = run_staging(layout, START, "manual__2026-04-12T07:40:00+00:00")
+    assert first.folder != second.folder
+
+    list_interval(client, store, layout, everything, staging=first)
+    list_interval(client, store, layout, one_project, staging=second)
+
+    assert plan_of(store, layout, first).unique_rows == len(expected_identities(sandbox))
+    assert plan_of(store, layout, second).unique_rows == len(
+        sandbox.tenant.rows_between(START, START + HOUR, project_id=project)
+    )
+
+
+def test_staging_that_changed_after_the_listing_is_not_planned(sandbox, parts):
+    client, store, layout = parts
+    staging = run_staging(layout, START, "a-run")
+    list_interval(client, store, layout, ListingRequest(START, START + HOUR), staging=staging)
+    store.upload_stream(staging.page(1), gzip_stream([]), content_type="application/gzip")
+
+    with pytest.raises(DitioRetryableError, match="changed underneath"):
+        plan_of(store, layout, staging)
