@@ -13,11 +13,16 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ditio_images.client import REQUEST_ERRORS, USER_AGENT, is_loopback_host, read_limited
+from ditio_images.client import (
+    REQUEST_ERRORS,
+    USER_AGENT,
+    connection_failure,
+    is_loopback_host,
+    read_limited,
+)
 from ditio_images.exceptions import (
     DitioAuthError,
     DitioConfigError,
-    DitioConnectionError,
     DitioServerError,
 )
 from ditio_images.redact import redact_text, redact_url, scrub_exception, truncate_body
@@ -152,7 +157,7 @@ class TokenProvider:
         except REQUEST_ERRORS as err:
             scrub_exception(err)
             reason = redact_text(explain(err), [self._client_secret])
-            raise DitioConnectionError(url=self._token_url, reason=reason) from err
+            raise connection_failure(self._token_url, err, reason) from err
         return self._parse(response.status_code, response.headers, body)
 
     def _parse(self, status: int, headers: Mapping[str, str], body: bytes) -> tuple[str, float]:

@@ -394,7 +394,7 @@ class DitioClient:
                 allow_redirects=False,
             )
         except REQUEST_ERRORS as err:
-            raise DitioConnectionError(url=url, reason=explain(err)) from scrub_exception(err)
+            raise connection_failure(url, err, explain(err)) from scrub_exception(err)
 
     def _status_error(
         self, response: requests.Response, token: str | None, context: str, *, trusted: bool
@@ -591,3 +591,21 @@ def _check_count(field: str, value: int, *, minimum: int) -> int:
             field=field,
         )
     return value
+
+
+# TLS failures that say the URL itself is wrong (http spoken to an https port, or the other way
+# round, or a certificate that does not verify): trying again cannot help.
+_PERMANENT_TLS = ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "CERTIFICATE_VERIFY_FAILED")
+
+
+def connection_failure(url: str, err: BaseException, reason: str) -> DitioError:
+    """The error for a request that got no HTTP answer: fatal for a broken TLS setup, else
+    retryable."""
+    text = str(err).upper()
+    if isinstance(err, requests.exceptions.SSLError) and any(m in text for m in _PERMANENT_TLS):
+        return DitioConfigError(
+            f"TLS with {redact_url(url)} failed ({reason}). Check the URL's scheme (https or "
+            "http), the host and its certificate; retrying will not help.",
+            field="host",
+        )
+    return DitioConnectionError(url=url, reason=reason)

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
-from ditio_images.exceptions import DitioIncompleteBody
+from ditio_images.exceptions import DitioConfigError, DitioIncompleteBody
 from ditio_images.layout import Layout
 from ditio_images.retry import RetryPolicy
 
@@ -71,7 +71,13 @@ class S3Store:
                 self._calls += 1
             return getattr(self.client, operation)(Bucket=self.bucket, **kwargs)
 
-        return self.policy.run(attempt, describe=f"S3 {operation} {kwargs.get('Key', '')}")
+        try:
+            return self.policy.run(attempt, describe=f"S3 {operation} {kwargs.get('Key', '')}")
+        except (ClientError, ParamValidationError) as err:
+            problem = _configuration_problem(err, self.bucket)
+            if problem is None:
+                raise
+            raise DitioConfigError(problem, field="bucket") from err
 
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         self.call("put_object", Key=key, Body=data, ContentType=content_type)
@@ -293,6 +299,30 @@ class ObjectWriter:
                 raise
         else:
             self.abort()
+
+
+_BUCKET_ERRORS = {
+    "NoSuchBucket": "does not exist",
+    "InvalidBucketName": "is not a valid bucket name",
+    "AccessDenied": "denies this request to the aws_default credentials",
+    "AllAccessDisabled": "has all access disabled",
+    "InvalidAccessKeyId": "does not know the aws_default access key",
+    "SignatureDoesNotMatch": "rejects the aws_default secret key",
+}
+
+
+def _configuration_problem(err: Exception, bucket: str) -> str | None:
+    """A message for S3 errors that only a configuration change can fix, else None."""
+    if isinstance(err, ParamValidationError):
+        reason = "is not usable: " + str(err).splitlines()[-1]
+    else:
+        reason = _BUCKET_ERRORS.get(err.response.get("Error", {}).get("Code", ""))
+    if reason is None:
+        return None
+    return (
+        f"S3 bucket {bucket!r} {reason}. Check the Variable ditio_images_bucket (or the "
+        "run's bucket param) and the aws_default connection; retrying will not help."
+    )
 
 
 def _is_missing(err: ClientError) -> bool:

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +19,23 @@ from ditio_sandbox.images import pad_jpeg, pad_png, tiny_jpeg
 from ditio_sandbox.model import format_millis, parse_datetime
 
 PHOTOS = Path("/work/shared/sample-photos")
+INCLUDE = Path(__file__).resolve().parents[2] / "include"
+DIMENSIONS = (0, 128, 640, 1980)
+# Digests in a fresh interpreter, walking the files in reverse so no call order is shared.
+DIGEST_SCRIPT = """
+import hashlib, json, sys
+from ditio_sandbox import Tenant
+tenant = Tenant(seed=int(sys.argv[1]))
+digests = {}
+for file_id in reversed(sys.argv[2:]):
+    spec = tenant.file_spec(file_id)
+    for dimension in (1980, 640, 128):
+        data = tenant.catalog.resized(spec, dimension)[0]
+        digests[f"{file_id}:{dimension}"] = hashlib.sha256(data).hexdigest()
+    original = tenant.original_bytes(file_id)
+    digests[f"{file_id}:0"] = hashlib.sha256(original).hexdigest()
+print(json.dumps(digests))
+"""
 ROW_FIELDS = [
     "id",
     "fileName",
@@ -56,6 +78,67 @@ def test_same_seed_gives_the_same_rows() -> None:
 
 def test_different_seeds_give_different_rows() -> None:
     assert Tenant(seed=11).rows() != Tenant(seed=12).rows()
+
+
+def sample_file_ids(tenant: Tenant) -> list[str]:
+    """The first JPEGs plus the first PNG, so both generators are covered."""
+    file_ids = tenant.file_ids()
+    png = next(f for f in file_ids if tenant.file_spec(f).content_type == "image/png")
+    return [*file_ids[:5], png]
+
+
+def file_digests(tenant: Tenant, file_ids: list[str]) -> dict[str, str]:
+    digests = {}
+    for file_id in file_ids:
+        spec = tenant.file_spec(file_id)
+        for dimension in DIMENSIONS:
+            data = (
+                tenant.catalog.resized(spec, dimension)[0]
+                if dimension
+                else tenant.original_bytes(file_id)
+            )
+            digests[f"{file_id}:{dimension}"] = hashlib.sha256(data).hexdigest()
+    return digests
+
+
+def test_same_seed_gives_the_same_bytes_in_another_process() -> None:
+    tenant = Tenant(seed=7)
+    file_ids = sample_file_ids(tenant)
+    env = {**os.environ, "PYTHONPATH": str(INCLUDE), "PYTHONHASHSEED": "1234"}
+
+    child = subprocess.run(
+        [sys.executable, "-c", DIGEST_SCRIPT, "7", *file_ids],
+        capture_output=True,
+        env=env,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    assert json.loads(child.stdout) == file_digests(tenant, file_ids)
+
+
+def test_bytes_stay_the_same_after_the_cache_evicts_them() -> None:
+    tenant = Tenant(seed=7, cache_bytes=1)
+    file_ids = sample_file_ids(tenant)
+
+    first = file_digests(tenant, file_ids)
+    assert len(tenant.catalog._cache._items) == 1
+    again = file_digests(tenant, file_ids[::-1])
+
+    assert again == first
+    assert first == file_digests(Tenant(seed=7), file_ids)
+
+
+def test_different_seeds_give_different_pixels() -> None:
+    first, second = Tenant(seed=7), Tenant(seed=8)
+    pairs = list(zip(first.file_ids()[:6], second.file_ids()[:6], strict=True))
+
+    for first_id, second_id in pairs:
+        assert first.original_bytes(first_id) != second.original_bytes(second_id)
+        first_thumb = first.catalog.resized(first.file_spec(first_id), 128)[0]
+        second_thumb = second.catalog.resized(second.file_spec(second_id), 128)[0]
+        assert first_thumb != second_thumb
 
 
 def test_rows_carry_every_documented_field(tenant: Tenant) -> None:

@@ -780,3 +780,22 @@ def test_secrets_stay_out_of_errors_and_logs(
     texts += [record.getMessage() for record in caplog.records]
     for secret in ("tok-1", SIG, "client-s3cr3t", "c0ntinuation"):
         assert all(secret not in text for text in texts), secret
+
+
+def test_speaking_https_to_a_plain_http_port_fails_at_once_as_configuration(serve):
+    from ditio_images.auth import TokenProvider
+    from ditio_images.exceptions import DitioConfigError as ConfigError
+
+    server = serve()
+    url = server.url.replace("http://", "https://")
+    policy = RetryPolicy(max_attempts=4, backoff_base=0, jitter=0)
+    tokens = TokenProvider(
+        token_url=f"{url}/connect/token",
+        client_id="c",
+        client_secret="s",
+        session=requests.Session(),
+        policy=policy,
+    )
+    with pytest.raises(ConfigError, match="scheme"):
+        tokens.token()
+    assert len(server.seen) <= 1

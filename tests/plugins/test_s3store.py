@@ -7,7 +7,7 @@ import gzip
 import pytest
 from helpers import bucket_objects
 
-from ditio_images.exceptions import DitioIncompleteBody
+from ditio_images.exceptions import DitioConfigError, DitioIncompleteBody
 from ditio_images.layout import Layout
 from ditio_images.retry import RetryPolicy
 from ditio_images.s3store import MIB, S3Store, gzip_stream, json_line
@@ -104,3 +104,15 @@ def test_delete_prefix_removes_only_that_prefix(store, s3_client, bucket):
         store.put_bytes(key, b"x", "text/plain")
     assert store.delete_prefix("s/") == 2
     assert list(bucket_objects(s3_client, bucket)) == ["t/1"]
+
+
+@pytest.mark.parametrize(
+    ("bucket_name", "reason"),
+    [("no-such-bucket-here", "does not exist"), ("../etc", "not")],
+)
+def test_a_bucket_that_cannot_work_fails_at_once_naming_the_setting(s3_client, bucket_name, reason):
+    store = S3Store(s3_client, bucket_name, policy=RetryPolicy(max_attempts=5, backoff_base=0))
+    with pytest.raises(DitioConfigError, match=reason) as caught:
+        store.put_bytes("k", b"x", "text/plain")
+    assert "ditio_images_bucket" in str(caught.value)
+    assert store.calls == 1
