@@ -35,8 +35,10 @@ format: install  ## Apply ruff fixes and formatting
 demo: install  ## Sync three sandbox hours into a local S3 and print a summary
 	$(BIN)/python include/demo.py
 
-airflow: install  ## Run Airflow (API server, scheduler, DAG processor, triggerer) on the sandbox
-	$(BIN)/python include/local_airflow.py
+PORT ?= 8080
+
+airflow: install  ## Run Airflow on the sandbox; UI on 127.0.0.1:8080 (change with PORT=...)
+	$(BIN)/python include/local_airflow.py --port $(PORT)
 
 $(AUDIT_STAMP): $(STAMP) requirements-audit.txt
 	$(BIN)/python -m pip install --quiet -r requirements-audit.txt -c requirements.txt

@@ -49,9 +49,9 @@ class SandboxProcess:
     def __init__(
         self, *, photos: Path | None, seed: int = 7, hours: int = 3, start: str = ""
     ) -> None:
-        self.args = ["--seed", str(seed), "--hours", str(hours)]
-        if start:
-            self.args += ["--start", start]
+        self.hours = hours
+        self.start_at = start or "2026-04-12T06:00:00Z"
+        self.args = ["--seed", str(seed), "--hours", str(hours), "--start", self.start_at]
         if photos and photos.is_dir():
             self.args += ["--photos", str(photos)]
         self.info: dict[str, Any] = {}
@@ -170,16 +170,26 @@ class AirflowStack:
         subprocess.run(
             [str(BIN / "airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
         )
-        logs = self.home / "process-logs"
-        logs.mkdir(exist_ok=True)
-        for name, args in self.COMPONENTS.items():
-            command = [str(BIN / "airflow"), *(a.format(port=self.port) for a in args)]
-            with open(logs / f"{name}.log", "ab") as out:
-                self.processes[name] = subprocess.Popen(
-                    command, env=env, stdout=out, stderr=subprocess.STDOUT
-                )
+        for name in self.COMPONENTS:
+            self.launch(name, env)
         _wait_for(f"{self.api_url}/api/v2/monitor/health", 180, "the Airflow API server")
         return self
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "process-logs"
+
+    def launch(self, name: str, env: dict[str, str] | None = None) -> None:
+        """Start (or start again) one Airflow process, appending to its log file."""
+        self.logs.mkdir(exist_ok=True)
+        args = [a.format(port=self.port) for a in self.COMPONENTS[name]]
+        with open(self.logs / f"{name}.log", "ab") as out:
+            self.processes[name] = subprocess.Popen(
+                [str(BIN / "airflow"), *args],
+                env=env or self.environment(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         response = requests.request(method, f"{self.api_url}/api/v2{path}", timeout=30, **kwargs)
@@ -213,25 +223,43 @@ class AirflowStack:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--home", type=Path, default=ROOT / ".airflow")
-    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
+    parser.add_argument("--port", type=int, default=8080, help="API server port on 127.0.0.1")
+    parser.add_argument("--home", type=Path, default=ROOT / ".airflow", help="AIRFLOW_HOME")
+    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="sample photos")
+    parser.add_argument(
+        "--keep-home", action="store_true", help="reuse AIRFLOW_HOME instead of starting fresh"
+    )
     args = parser.parse_args()
-    with AirflowStack(args.home, port=args.port, photos=args.photos) as stack:
-        sandbox = stack.sandbox.info
-        print(f"Airflow UI:      {stack.api_url}  (login disabled for local use)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    stack = AirflowStack(args.home, port=args.port, photos=args.photos, fresh=not args.keep_home)
+    with stack:
+        sandbox = stack.sandbox
+        print(f"Airflow UI:   {stack.api_url}  (login disabled for local use)")
         print(
-            f"Sandbox API:     {sandbox['base_url']}  (tenant hours start {sandbox.get('start')})"
+            f"Sandbox API:  {sandbox.info['base_url']}  ({sandbox.hours} hours of data from "
+            f"{sandbox.start_at})"
         )
-        print(f"S3 endpoint:     {stack.s3.endpoint_url}  bucket {BUCKET}")
-        print(f"Logs:            {stack.home / 'process-logs'}")
-        print("Unpause ditio_images and trigger it, or backfill the sandbox hours. Ctrl-C stops.")
+        print(f"S3 endpoint:  {stack.s3.endpoint_url}  bucket {BUCKET} (in memory)")
+        print(f"Logs:         {stack.logs}")
+        print("Unpause ditio_images, then trigger it or backfill the sandbox hours. Ctrl-C stops.")
         try:
-            while all(p.poll() is None for p in stack.processes.values()):
-                time.sleep(1)
-            print("An Airflow process exited; see the logs above.", file=sys.stderr)
+            supervise(stack)
         except KeyboardInterrupt:
             print("Stopping...")
+
+
+def supervise(stack: AirflowStack) -> None:
+    """Restart any Airflow process that exits, as a process manager would."""
+    while True:
+        time.sleep(1)
+        for name, process in list(stack.processes.items()):
+            if process.poll() is not None:
+                print(
+                    f"{name} exited with code {process.returncode}; restarting it "
+                    f"(log: {stack.logs / (name + '.log')})",
+                    file=sys.stderr,
+                )
+                stack.launch(name)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ docker-compose.yaml.
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import subprocess
 import sys
@@ -110,6 +111,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with LocalS3(args.host, args.port) as server:
         print(server.endpoint_url, flush=True)
         try:

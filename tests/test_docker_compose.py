@@ -76,3 +76,10 @@ def test_the_sandbox_listens_on_the_schedulers_loopback():
 def test_the_bucket_the_dag_uses_is_created():
     bucket = SERVICES["airflow-scheduler"]["environment"]["AIRFLOW_VAR_DITIO_IMAGES_BUCKET"]
     assert f"local/{bucket}" in SERVICES["minio-init"]["entrypoint"]
+
+
+def test_every_airflow_process_shares_the_jwt_secret_and_the_logs():
+    secrets = {SERVICES[name]["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"] for name in AIRFLOW}
+    assert len(secrets) == 1 and secrets != {""}
+    for name in AIRFLOW:
+        assert "airflow-logs:/opt/airflow/logs" in SERVICES[name]["volumes"]
