@@ -10,7 +10,7 @@ from PIL import Image
 
 from ditio_sandbox import Sandbox, Tenant
 
-PHOTOS = Path("/work/shared/sample-photos")
+PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "sample-photos"
 TIMEOUT = 10
 
 

@@ -18,7 +18,7 @@ from ditio_sandbox.files import HOSTILE_NAMES, Body
 from ditio_sandbox.images import pad_jpeg, pad_png, tiny_jpeg
 from ditio_sandbox.model import format_millis, parse_datetime
 
-PHOTOS = Path("/work/shared/sample-photos")
+PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "sample-photos"
 INCLUDE = Path(__file__).resolve().parents[2] / "include"
 DIMENSIONS = (0, 128, 640, 1980)
 # Digests in a fresh interpreter, walking the files in reverse so no call order is shared.
