@@ -49,8 +49,11 @@ audit: $(AUDIT_STAMP)  ## Check the pinned requirements against PyPI's vulnerabi
 	$(BIN)/pip-audit --requirement requirements.txt --no-deps --disable-pip \
 		--vulnerability-service pypi --strict --aliases on --progress-spinner off
 
-bench: install  ## Benchmark against the vendor loop and HttpToS3Operator (about 10 min)
+bench: install  ## Benchmark against the vendor loop and HttpToS3Operator (about 6 min)
 	PYTHONPATH=include:plugins $(BIN)/python -m ditio_bench
+
+bench-smoke: install  ## The benchmark on tiny sizes: checks that it runs and reports
+	PYTHONPATH=include:plugins $(BIN)/python -m ditio_bench --smoke
 
 clean:  ## Remove the virtualenv and local state
 	rm -rf $(VENV) .demo .airflow .pytest_cache .ruff_cache

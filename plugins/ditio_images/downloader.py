@@ -94,6 +94,7 @@ class BatchDownloader:
         self.policy = policy
         self.settings = settings or DownloadSettings()
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.settings.in_flight)
 
     def run(self, entries: Sequence[dict[str, Any]], variants: Sequence[str]) -> BatchResult:
         began = time.monotonic()
@@ -130,7 +131,11 @@ class BatchDownloader:
     def _run_jobs(self, jobs: list[_Job], result: BatchResult) -> None:
         if not jobs:
             return
-        with ThreadPoolExecutor(self.settings.in_flight, "ditio-download") as pool:
+        # A slot covers a file's download only: its final PUT runs after the slot is freed, so
+        # up to ``in_flight`` downloads stream while finished ones are being committed.
+        self._slots = threading.BoundedSemaphore(self.settings.in_flight)
+        threads = 2 * self.settings.in_flight
+        with ThreadPoolExecutor(threads, "ditio-download") as pool:
             futures: list[Future[None]] = [pool.submit(self._fetch, job, result) for job in jobs]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [future for future in done if future.exception() is not None]
@@ -165,7 +170,7 @@ class BatchDownloader:
             result.record(job.file_id, job.variant, status)
 
     def _transfer(self, job: _Job) -> tuple[str, int]:
-        with self.client.open_file(job.url) as stream:
+        with _Slot(self._slots) as slot, self.client.open_file(job.url) as stream:
             expected = job.expected_size
             announced = stream.content_length
             if expected is not None and announced is not None and announced != expected:
@@ -181,8 +186,30 @@ class BatchDownloader:
                 stream.iter_chunks(self.settings.chunk_size),
                 content_type=stream.content_type,
                 expected_size=expected if expected is not None else announced,
+                before_commit=slot.release,
             )
         return key, size
+
+
+class _Slot:
+    """Hold one download slot; :meth:`release` may be called early, and only once counts."""
+
+    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+        self._slots = slots
+        self._held = False
+
+    def __enter__(self) -> _Slot:
+        self._slots.acquire()
+        self._held = True
+        return self
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
 
 
 def _describe_stats(stats: dict[str, int]) -> str:

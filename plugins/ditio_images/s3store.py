@@ -12,7 +12,7 @@ import io
 import json
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -149,14 +149,19 @@ class S3Store:
         *,
         content_type: str,
         expected_size: int | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> int:
         """Stream ``chunks`` to ``key``; no object appears unless all of it arrived.
 
+        :param before_commit: called once the whole body is read and checked, just before the
+            final PUT or multipart completion (a downloader frees its download slot there).
         :raises DitioIncompleteBody: when ``expected_size`` is given and not met.
         """
         with self.writer(key, content_type) as out:
             for chunk in chunks:
                 out.write(chunk)
+            if before_commit is not None and (expected_size is None or out.size == expected_size):
+                before_commit()
             if expected_size is not None and out.size != expected_size:
                 raise DitioIncompleteBody(
                     url=f"s3://{self.bucket}/{key}",
