@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 import requests
+from local_s3 import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -71,18 +72,7 @@ class SandboxProcess:
         return self
 
     def stop(self) -> None:
-        _terminate(self.process)
-
-
-def _terminate(process: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        stop_process(self.process)
 
 
 class AirflowStack:
@@ -201,7 +191,7 @@ class AirflowStack:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes.values():
-            _terminate(process)
+            stop_process(process)
         self.sandbox.stop()
         self.s3.stop()
 

@@ -22,6 +22,18 @@ SECRET_KEY = "sandbox-secret"
 REGION = "eu-north-1"
 
 
+def stop_process(process: subprocess.Popen[Any] | None, timeout: float = 20.0) -> None:
+    """SIGTERM one child process, then SIGKILL it if it has not exited after ``timeout``."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -62,13 +74,7 @@ class LocalS3:
         raise RuntimeError(f"the S3 server did not answer on {self.endpoint_url}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
 
     def client(self) -> Any:
         import boto3

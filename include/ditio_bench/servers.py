@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 import requests
+from local_s3 import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 INCLUDE = ROOT / "include"
@@ -36,18 +36,6 @@ def process_cpu_seconds(pid: int) -> float:
     """User plus system CPU time a running process has used so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def stop_process(process: subprocess.Popen[Any] | None, timeout: float = 20.0) -> None:
-    """SIGTERM, then SIGKILL after ``timeout`` seconds; only ever this one process."""
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 class SandboxServer:
