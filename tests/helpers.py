@@ -28,3 +28,21 @@ def bucket_objects(s3_client: Any, bucket: str, prefix: str = "") -> dict[str, b
 
 def read_jsonl(body: bytes) -> list[Any]:
     return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+def sandbox_client(sandbox: Any, policy: Any) -> Any:
+    """A Ditio client for a running sandbox, with its own token cache."""
+    import requests
+
+    from ditio_images.auth import TokenProvider
+    from ditio_images.client import DitioClient
+
+    info = sandbox.info()
+    tokens = TokenProvider(
+        token_url=sandbox.token_url,
+        client_id=info["client_id"],
+        client_secret=info["client_secret"],
+        session=requests.Session(),
+        policy=policy,
+    )
+    return DitioClient(base_url=sandbox.base_url, tokens=tokens, policy=policy)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import requests
-from helpers import START, bucket_objects
+from helpers import START, bucket_objects, sandbox_client
 
-from ditio_images.auth import TokenProvider
-from ditio_images.client import DitioClient
 from ditio_images.downloader import BatchDownloader, DownloadSettings
 from ditio_images.layout import Layout
 from ditio_images.retry import RetryPolicy
@@ -26,14 +23,7 @@ def sandbox():
 
 
 def downloader(sandbox, s3_client, bucket, in_flight):
-    tokens = TokenProvider(
-        token_url=sandbox.token_url,
-        client_id="sandbox",
-        client_secret="sandbox-secret",
-        session=requests.Session(),
-        policy=POLICY,
-    )
-    client = DitioClient(base_url=sandbox.base_url, tokens=tokens, policy=POLICY)
+    client = sandbox_client(sandbox, POLICY)
     store = S3Store(s3_client, bucket, policy=POLICY)
     settings = DownloadSettings(in_flight=in_flight)
     layout = Layout.create(bucket, "")

@@ -10,11 +10,8 @@ import sys
 import time
 
 import pytest
-import requests
-from helpers import HOUR, ROOT, START
+from helpers import HOUR, ROOT, START, sandbox_client
 
-from ditio_images.auth import TokenProvider
-from ditio_images.client import DitioClient
 from ditio_images.exceptions import DitioRetryableError
 from ditio_images.layout import Layout
 from ditio_images.listing import (
@@ -67,16 +64,8 @@ def sandbox():
 
 @pytest.fixture
 def parts(sandbox, s3_client, bucket):
-    tokens = TokenProvider(
-        token_url=sandbox.token_url,
-        client_id="sandbox",
-        client_secret="sandbox-secret",
-        session=requests.Session(),
-        policy=POLICY,
-    )
-    client = DitioClient(base_url=sandbox.base_url, tokens=tokens, policy=POLICY)
     store = S3Store(s3_client, bucket, policy=POLICY)
-    return client, store, Layout.create(bucket, "")
+    return sandbox_client(sandbox, POLICY), store, Layout.create(bucket, "")
 
 
 def expected_identities(sandbox):
