@@ -197,3 +197,26 @@ def test_staging_that_changed_after_the_listing_is_not_planned(sandbox, parts):
 
     with pytest.raises(DitioRetryableError, match="changed underneath"):
         plan_of(store, layout, staging)
+
+
+def test_more_files_than_1024_single_file_batches_still_map_to_1024_tasks(parts, s3_client):
+    from ditio_images.operators import DitioListImagesOperator
+    from ditio_sandbox import Sandbox, Tenant
+
+    client, store, layout = parts
+    cap = DitioListImagesOperator(task_id="cap", bucket="b")._max_groups()
+    assert cap == 1024
+    tenant = Tenant(seed=4, start=START, hours=1, parents_per_hour=500, shared_files=0)
+    with Sandbox(tenant=tenant) as big:
+        files = {row["id"] for row in big.tenant.rows_between(START, START + HOUR)}
+        assert len(files) > cap
+        list_interval(
+            sandbox_client(big, POLICY), store, layout, ListingRequest(START, START + HOUR)
+        )
+    plan = plan_downloads(
+        store, layout, START, variants=["original"], files_per_batch=1, max_groups=cap
+    )
+
+    assert plan.batches == len(files) and len(plan.groups) == cap
+    covered = [n for first, last in plan.groups for n in range(first, last + 1)]
+    assert covered == list(range(1, len(files) + 1))
