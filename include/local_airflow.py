@@ -57,9 +57,11 @@ class SandboxProcess:
             self.args += ["--photos", str(photos)]
         self.info: dict[str, Any] = {}
         self.process: subprocess.Popen[bytes] | None = None
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
 
     def start(self, timeout: float = 60.0) -> SandboxProcess:
-        url_file = Path(tempfile.mkdtemp(prefix="ditio-sandbox-")) / "urls.json"
+        self._folder = tempfile.TemporaryDirectory(prefix="ditio-sandbox-")
+        url_file = Path(self._folder.name) / "urls.json"
         env = {**os.environ, "PYTHONPATH": str(ROOT / "include")}
         command = [sys.executable, "-m", "ditio_sandbox", "--url-file", str(url_file), *self.args]
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
@@ -73,6 +75,9 @@ class SandboxProcess:
 
     def stop(self) -> None:
         stop_process(self.process)
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
 
 
 class AirflowStack:
