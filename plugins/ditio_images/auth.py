@@ -94,6 +94,11 @@ class TokenProvider:
         self._fetch_count = 0
 
     @property
+    def token_url(self) -> str:
+        """Where tokens are fetched from."""
+        return self._token_url
+
+    @property
     def fetch_count(self) -> int:
         """How many tokens were fetched so far."""
         return self._fetch_count
