@@ -190,17 +190,25 @@ class RetryPolicy:
                     raise
                 if attempt >= self.max_attempts:
                     raise self._exhausted(describe, err, log) from scrub_exception(err)
-                wait = self.delay(attempt, getattr(err, "retry_after", None))
+                asked = getattr(err, "retry_after", None)
+                wait = self.delay(attempt, asked)
                 log.warning(
-                    "%s failed (attempt %d/%d): %s; retrying in %.1fs",
+                    "%s failed (attempt %d/%d): %s; retrying in %.1fs%s",
                     describe,
                     attempt,
                     self.max_attempts,
                     explain(err),
                     wait,
+                    self._capped_note(asked),
                 )
             sleep(wait)
             attempt += 1
+
+    def _capped_note(self, retry_after: str | float | None) -> str:
+        asked = parse_retry_after(retry_after)
+        if asked is None or asked <= self.retry_after_max:
+            return ""
+        return f" (the server asked for {asked:.0f}s; capped by retry_after_max)"
 
     def _exhausted(
         self, describe: str, err: BaseException, log: logging.Logger

@@ -444,3 +444,20 @@ class TestRun:
 
         assert len(outer_calls) == 1
         assert inner.calls == 3
+
+
+def test_a_capped_retry_after_is_said_in_the_log(caplog):
+    from ditio_images.exceptions import DitioServerError
+
+    policy = RetryPolicy(max_attempts=2, backoff_base=0, jitter=0, retry_after_max=5)
+    calls = iter([DitioServerError(url="http://127.0.0.1/x", status=429, retry_after=600.0)])
+
+    def operation():
+        error = next(calls, None)
+        if error:
+            raise error
+        return "ok"
+
+    with caplog.at_level("WARNING"):
+        assert policy.run(operation, describe="list", sleep=lambda _: None) == "ok"
+    assert "asked for 600s; capped" in caplog.text and "retrying in 5.0s" in caplog.text
