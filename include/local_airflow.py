@@ -115,6 +115,7 @@ class AirflowStack:
         self.s3 = LocalS3()
         self.extra_env = extra_env or {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.groups: list[int] = []
 
     @property
     def api_url(self) -> str:
@@ -179,12 +180,16 @@ class AirflowStack:
         self.logs.mkdir(exist_ok=True)
         args = [a.format(port=self.port) for a in self.COMPONENTS[name]]
         with open(self.logs / f"{name}.log", "ab") as out:
-            self.processes[name] = subprocess.Popen(
+            # Its own process group, so the workers it forks can be stopped with it even
+            # after it died and they were left behind.
+            self.processes[name] = process = subprocess.Popen(
                 [str(BIN / "airflow"), *args],
                 env=env or self.environment(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
+        self.groups.append(process.pid)
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         response = requests.request(method, f"{self.api_url}/api/v2{path}", timeout=30, **kwargs)
@@ -192,11 +197,11 @@ class AirflowStack:
         return response.json() if response.content else None
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+        _signal_groups(self.groups, signal.SIGTERM)
         for process in self.processes.values():
             stop_process(process)
+        time.sleep(1)
+        _signal_groups(self.groups, signal.SIGKILL)
         self.sandbox.stop()
         self.s3.stop()
 
@@ -214,6 +219,14 @@ class AirflowStack:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _signal_groups(groups: list[int], signum: int) -> None:
+    for group in groups:
+        try:
+            os.killpg(group, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def main() -> None:

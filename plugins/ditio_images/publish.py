@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ditio_images.exceptions import DitioConfigError
@@ -23,6 +23,7 @@ from ditio_images.seen import DiskIndex
 log = logging.getLogger(__name__)
 
 MANIFEST_TYPE = "application/x-ndjson"
+STAGING_RETENTION = timedelta(days=1)
 
 
 def publish_interval(
@@ -46,16 +47,48 @@ def publish_interval(
             f"No download plan under {layout.uri(staging.folder)}; run the listing task first."
         )
     summary = _empty_summary(layout, start, end, plan)
+    manifest_key = layout.manifest_key(start, gzip=gzip)
+    # Stale keys go before the new manifest is written, never after: a publish of the same
+    # hour running at the same moment can then at worst leave a second file, never none.
+    _replace_folder(store, layout.manifest_folder(start), keep=manifest_key)
     with DiskIndex() as results:
         _load_results(store, staging, plan, results, summary["objects"])
-        manifest_key = layout.manifest_key(start, gzip=gzip)
         written = _write_manifest(store, layout, staging, plan, results, manifest_key, gzip)
     summary["manifest_rows"] = written
     summary["manifest"] = layout.uri(manifest_key)
-    _replace_folder(store, layout.manifest_folder(start), keep=manifest_key)
     _publish_rejects(store, layout, staging, start, plan)
     store.put_json(layout.summary_key(start), summary)
+    pruned = prune_staging(store, layout, start, keep=staging)
+    if pruned:
+        log.info("Removed %d staging objects of earlier runs of this hour", pruned)
     return summary
+
+
+def prune_staging(
+    store: S3Store,
+    layout: Layout,
+    start: datetime,
+    *,
+    keep: Staging,
+    older_than: timedelta = STAGING_RETENTION,
+) -> int:
+    """Delete other runs' staging of this hour once nothing in it changed for ``older_than``.
+
+    A run that is still working keeps writing to its folder, so only abandoned or long
+    finished runs qualify; a lifecycle rule on ``_staging/`` remains the backstop.
+    """
+    root = layout.staging_folder(start)
+    newest: dict[str, datetime] = {}
+    keys: dict[str, list[str]] = {}
+    for key, modified in store.list_objects(root):
+        folder = root + key[len(root) :].split("/", 1)[0] + "/"
+        if folder == keep.folder:
+            continue
+        keys.setdefault(folder, []).append(key)
+        newest[folder] = max(modified, newest.get(folder, modified))
+    cutoff = datetime.now(UTC) - older_than
+    stale = [key for folder, found in keys.items() if newest[folder] < cutoff for key in found]
+    return store.delete_keys(stale) if stale else 0
 
 
 def _empty_summary(

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError, ParamValidationError
@@ -112,11 +113,15 @@ class S3Store:
             body.close()
 
     def list_keys(self, prefix: str) -> Iterator[str]:
+        return (key for key, _ in self.list_objects(prefix))
+
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        """Every ``(key, last_modified)`` under ``prefix``."""
         token: str | None = None
         while True:
             extra = {"ContinuationToken": token} if token else {}
             page = self.call("list_objects_v2", Prefix=prefix, **extra)
-            yield from (item["Key"] for item in page.get("Contents", []))
+            yield from ((item["Key"], item["LastModified"]) for item in page.get("Contents", []))
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return
