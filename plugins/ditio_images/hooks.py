@@ -48,6 +48,12 @@ class DitioHook(BaseHook):
             ) from err
         if conn.password:
             mask_secret(conn.password)
+        if conn.host and "://" not in conn.host:
+            self.log.info(
+                "Connection %s has no scheme in its host; using %s://",
+                self.ditio_conn_id,
+                conn.schema if conn.schema in ("http", "https") else "https",
+            )
         return DitioSettings.from_connection(
             host=conn.host,
             login=conn.login,
