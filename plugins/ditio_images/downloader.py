@@ -94,6 +94,7 @@ class BatchDownloader:
         self.policy = policy
         self.settings = settings or DownloadSettings()
         self._lock = threading.Lock()
+        # A slot covers a file's download only; its final PUT runs after the slot is freed.
         self._slots = threading.BoundedSemaphore(self.settings.in_flight)
 
     def run(self, entries: Sequence[dict[str, Any]], variants: Sequence[str]) -> BatchResult:
@@ -131,11 +132,8 @@ class BatchDownloader:
     def _run_jobs(self, jobs: list[_Job], result: BatchResult) -> None:
         if not jobs:
             return
-        # A slot covers a file's download only: its final PUT runs after the slot is freed, so
-        # up to ``in_flight`` downloads stream while finished ones are being committed.
-        self._slots = threading.BoundedSemaphore(self.settings.in_flight)
-        threads = 2 * self.settings.in_flight
-        with ThreadPoolExecutor(threads, "ditio-download") as pool:
+        # Twice the slots: up to ``in_flight`` downloads stream while finished ones commit.
+        with ThreadPoolExecutor(2 * self.settings.in_flight, "ditio-download") as pool:
             futures: list[Future[None]] = [pool.submit(self._fetch, job, result) for job in jobs]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [future for future in done if future.exception() is not None]

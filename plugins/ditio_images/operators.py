@@ -28,6 +28,7 @@ from ditio_images.listing import (
 )
 from ditio_images.retry import RetryPolicy
 from ditio_images.s3store import MIB, S3Store
+from ditio_images.settings import positive_int
 
 DEFAULT_FILES_PER_BATCH = 2000
 DEFAULT_IN_FLIGHT = 16
@@ -107,8 +108,8 @@ class _DitioS3Operator(BaseOperator):
             client,
             layout.bucket,
             policy=policy,
-            part_size=_positive(self.part_size_mb, "part_size_mb") * MIB,
-            part_concurrency=_positive(self.part_concurrency, "part_concurrency"),
+            part_size=positive_int(self.part_size_mb, "part_size_mb") * MIB,
+            part_concurrency=positive_int(self.part_concurrency, "part_concurrency"),
         )
 
 
@@ -188,7 +189,7 @@ class DitioListImagesOperator(_DitioS3Operator):
             layout,
             start,
             variants=variants,
-            files_per_batch=_positive(self.files_per_batch, "files_per_batch"),
+            files_per_batch=positive_int(self.files_per_batch, "files_per_batch"),
             max_groups=self._max_groups(),
             staging=staging,
         )
@@ -222,7 +223,7 @@ class DitioListImagesOperator(_DitioS3Operator):
 
     def _max_groups(self) -> int:
         if self.max_map_length is not None:
-            return _positive(self.max_map_length, "max_map_length")
+            return positive_int(self.max_map_length, "max_map_length")
         from airflow.configuration import conf
 
         return conf.getint("core", "max_map_length", fallback=DEFAULT_MAX_MAP_LENGTH)
@@ -262,7 +263,7 @@ class DitioDownloadBatchOperator(_DitioS3Operator):
 
         start, _ = self.interval(context)
         layout = self.layout()
-        in_flight = _positive(self.downloads_in_flight, "downloads_in_flight")
+        in_flight = positive_int(self.downloads_in_flight, "downloads_in_flight")
         hook = self.hook(pool_size=in_flight)
         store = self.store(layout, hook.settings.policy, connections=in_flight * 2)
         staging = self.staging(context, layout, start)
@@ -273,13 +274,12 @@ class DitioDownloadBatchOperator(_DitioS3Operator):
             policy=hook.settings.policy,
             settings=DownloadSettings(in_flight=in_flight),
         )
+        variants = check_variants(self.variants)
         totals: dict[str, int] = {}
         for number in _batch_numbers(self.batch):
-            entries = read_batch(store, staging, number)
-            result = downloader.run(entries, check_variants(self.variants))
+            result = downloader.run(read_batch(store, staging, number), variants)
             store.put_json(staging.results(number), result.to_json())
-            for name, value in result.stats.items():
-                totals[name] = totals.get(name, 0) + value
+            add_counts(totals, result.stats)
         return totals
 
 
@@ -337,8 +337,7 @@ class DitioPublishManifestOperator(_DitioS3Operator):
         if isinstance(pulled, dict):
             pulled = [pulled]
         for stats in pulled or []:
-            for name, value in (stats or {}).items():
-                totals[name] = totals.get(name, 0) + int(value)
+            add_counts(totals, stats)
         return totals
 
 
@@ -353,11 +352,6 @@ def _optional_text(value: Any) -> str | None:
     return text or None
 
 
-def _positive(value: Any, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number <= 0 or isinstance(value, bool):
-        raise DitioConfigError(f"{name} must be a positive whole number, got {value!r}", field=name)
-    return number
+def add_counts(totals: dict[str, int], counts: dict[str, int] | None) -> None:
+    for name, value in (counts or {}).items():
+        totals[name] = totals.get(name, 0) + int(value)

@@ -84,13 +84,24 @@ def _hosts(value: Any) -> tuple[str, ...]:
     return tuple(item.strip().lower() for item in items if item.strip())
 
 
-def _positive_int(extra: Mapping[str, Any], name: str, default: int) -> int:
-    value = extra.get(name, default)
+def positive_int(value: Any, name: str, *, what: str = "") -> int:
+    """``value`` as a whole number above 0 (digit strings accepted, as templates render them).
+
+    :param name: the setting's name, for the error and its ``field``.
+    :param what: how to call it in the message, e.g. ``"Extra 'max_file_bytes'"``.
+    """
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise DitioConfigError(f"Extra {name!r} must be a positive whole number", field=name)
+        label = what or name
+        raise DitioConfigError(
+            f"{label} must be a positive whole number, got {value!r}", field=name
+        )
     return value
+
+
+def _positive_int(extra: Mapping[str, Any], name: str, default: int) -> int:
+    return positive_int(extra.get(name, default), name, what=f"Extra {name!r}")
 
 
 def _non_negative_float(extra: Mapping[str, Any], name: str, default: float) -> float:
