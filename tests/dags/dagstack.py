@@ -102,21 +102,9 @@ def make_stack(
     options.update(tenant_options)
     sandbox = Sandbox(tenant=Tenant(**options), **(sandbox_options or {})).start()
     request.addfinalizer(sandbox.stop)
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", _aws_connection(s3_client))
+    local_s3 = request.getfixturevalue("local_s3")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", local_s3.connection_json())
     monkeypatch.setenv("AIRFLOW_VAR_DITIO_IMAGES_BUCKET", bucket)
     stack = Stack(sandbox=sandbox, s3=s3_client, bucket=bucket, dag=dag, monkeypatch=monkeypatch)
     stack.configure()
     return stack
-
-
-def _aws_connection(s3_client) -> str:
-    from local_s3 import ACCESS_KEY, REGION, SECRET_KEY
-
-    return json.dumps(
-        {
-            "conn_type": "aws",
-            "login": ACCESS_KEY,
-            "password": SECRET_KEY,
-            "extra": {"endpoint_url": s3_client.meta.endpoint_url, "region_name": REGION},
-        }
-    )
