@@ -86,10 +86,10 @@ class Bench:
     ) -> dict[str, Any]:
         """:meth:`job`, plus the CPU seconds the sandbox and S3 processes spent meanwhile."""
         pids = {"sandbox": sandbox.pid, "s3": self.s3_pid}
-        before = {name: process_cpu_seconds(pid) for name, pid in pids.items() if pid}
+        before = {name: (pid, process_cpu_seconds(pid)) for name, pid in pids.items() if pid}
         result = self.job(kind, spec)
-        for name, spent in before.items():
-            result[f"{name}_cpu_s"] = process_cpu_seconds(pids[name]) - spent  # type: ignore[arg-type]
+        for name, (pid, spent) in before.items():
+            result[f"{name}_cpu_s"] = process_cpu_seconds(pid) - spent
         return result
 
     def prefix(self, name: str) -> str:

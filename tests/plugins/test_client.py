@@ -721,7 +721,8 @@ class TestOverHttps:
     FILE_URL = "https://api.example.test/core/api/file/f1"
 
     def client(self) -> DitioClient:
-        return DitioClient(base_url=self.BASE, tokens=StaticTokens(), sleep=lambda _s: None)  # type: ignore[arg-type]
+        tokens: Any = StaticTokens()
+        return DitioClient(base_url=self.BASE, tokens=tokens, sleep=lambda _s: None)
 
     @responses.activate
     def test_https_blob_redirect_gets_no_token(self) -> None:

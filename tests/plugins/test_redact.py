@@ -41,7 +41,8 @@ from ditio_images.redact import (
         ),
         (
             "https://s3.test/k?X-Amz-Signature=s&X-Amz-Credential=c&X-Amz-Security-Token=t",
-            "https://s3.test/k?X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED&X-Amz-Security-Token=REDACTED",
+            "https://s3.test/k?X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED"
+            "&X-Amz-Security-Token=REDACTED",
         ),
         (
             "https://s3.test/k?AWSAccessKeyId=AKIA&Expires=1",
@@ -50,7 +51,8 @@ from ditio_images.redact import (
         ("https://i.test/cb?code=abc&state=1", "https://i.test/cb?code=REDACTED&state=1"),
         (
             "https://i.test/t?client_secret=x&password=y&token=z&access_token=w",
-            "https://i.test/t?client_secret=REDACTED&password=REDACTED&token=REDACTED&access_token=REDACTED",
+            "https://i.test/t?client_secret=REDACTED&password=REDACTED&token=REDACTED"
+            "&access_token=REDACTED",
         ),
         ("https://i.test/t?SIG=a&flag", "https://i.test/t?SIG=REDACTED&flag"),
         ("https://i.test/t#access_token=abc&x=1", "https://i.test/t#access_token=REDACTED&x=1"),
@@ -150,7 +152,10 @@ def test_scrub_exception_rewrites_the_whole_chain() -> None:
 
 
 def test_url_secrets_lists_sensitive_values_raw_and_decoded() -> None:
-    url = "https://b.test/f?sv=2024&sp=r&sig=abcd%2Befgh&ProjectId=12345678&ContinuationToken=c1c2c3c4"
+    url = (
+        "https://b.test/f?sv=2024&sp=r&sig=abcd%2Befgh&ProjectId=12345678"
+        "&ContinuationToken=c1c2c3c4"
+    )
 
     assert sorted(url_secrets(url)) == ["abcd%2Befgh", "abcd+efgh", "c1c2c3c4"]
     assert url_secrets("http://[::1") == []
