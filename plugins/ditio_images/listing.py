@@ -168,35 +168,53 @@ def list_interval(
     staging = staging or Staging(layout.staging_folder(request.start))
     pager, rows = _resume_or_reset(store, staging, request)
     outcome = ListingOutcome(pages=0, rows=0, resumed_from_page=pager.pages)
-    first_request = True
+    resumed = pager.pages > 0
     while not pager.finished:
         try:
             envelope = client.list_images(pager.params(request.params()), context=request.context())
         except DitioBadRequest:
-            if not (first_request and pager.pages):
+            if not resumed:
                 raise
-            log.warning(
-                "The API rejected the saved continuation token (page %d); restarting the "
-                "interval from its beginning.",
-                pager.pages,
-            )
-            store.delete_prefix(staging.folder)
-            pager, rows, outcome.restarted = Pager(), 0, True
+            pager, rows = _restart(store, staging, pager.pages), 0
+            outcome.restarted, resumed = True, False
             continue
-        first_request = False
-        data = envelope["data"]
-        store.upload_stream(
-            staging.page(pager.pages + 1),
-            gzip_stream(json_line(row) for row in data),
-            content_type="application/gzip",
-        )
-        pager.advance(envelope)
-        rows += len(data)
-        _save_checkpoint(store, staging, request, pager, rows)
-        log.info("Listed page %d: %d rows (%d so far)", pager.pages, len(data), rows)
+        resumed = False
+        rows = _store_page(store, staging, request, pager, envelope, rows)
     outcome.pages, outcome.rows = pager.pages, rows
     outcome.seconds = time.monotonic() - began
     return outcome
+
+
+def _restart(store: S3Store, staging: Staging, pages: int) -> Pager:
+    log.warning(
+        "The API rejected the saved continuation token (page %d); restarting the interval "
+        "from its beginning.",
+        pages,
+    )
+    store.delete_prefix(staging.folder)
+    return Pager()
+
+
+def _store_page(
+    store: S3Store,
+    staging: Staging,
+    request: ListingRequest,
+    pager: Pager,
+    envelope: dict[str, Any],
+    rows: int,
+) -> int:
+    """Stage one page, then checkpoint past it; return the rows staged so far."""
+    data = envelope["data"]
+    store.upload_stream(
+        staging.page(pager.pages + 1),
+        gzip_stream(json_line(row) for row in data),
+        content_type="application/gzip",
+    )
+    pager.advance(envelope)
+    rows += len(data)
+    _save_checkpoint(store, staging, request, pager, rows)
+    log.info("Listed page %d: %d rows (%d so far)", pager.pages, len(data), rows)
+    return rows
 
 
 def _resume_or_reset(

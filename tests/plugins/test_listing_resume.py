@@ -12,7 +12,7 @@ import time
 import pytest
 from helpers import HOUR, ROOT, START, sandbox_client
 
-from ditio_images.exceptions import DitioRetryableError
+from ditio_images.exceptions import DitioBadRequest, DitioRetryableError
 from ditio_images.layout import Layout
 from ditio_images.listing import (
     ListingRequest,
@@ -36,7 +36,7 @@ from ditio_images.auth import TokenProvider
 from ditio_images.client import DitioClient
 from ditio_images.layout import Layout
 from ditio_images.listing import ListingRequest, list_interval
-from ditio_images.exceptions import DitioRetryableError
+from ditio_images.exceptions import DitioBadRequest, DitioRetryableError
 from ditio_images.retry import RetryPolicy
 from ditio_images.s3store import S3Store, gzip_stream
 
@@ -220,3 +220,25 @@ def test_more_files_than_1024_single_file_batches_still_map_to_1024_tasks(parts,
     assert plan.batches == len(files) and len(plan.groups) == cap
     covered = [n for first, last in plan.groups for n in range(first, last + 1)]
     assert covered == list(range(1, len(files) + 1))
+
+
+def test_a_400_on_a_fresh_listing_fails_instead_of_restarting(sandbox, parts):
+    client, store, layout = parts
+    sandbox.faults.add("list", "status", nth=1, status=400)
+
+    with pytest.raises(DitioBadRequest):
+        list_interval(client, store, layout, ListingRequest(START, START + HOUR))
+    assert sandbox.stats.count("list") == 1
+
+
+def test_a_400_right_after_a_restart_fails_instead_of_looping(sandbox, parts):
+    client, store, layout = parts
+    request = ListingRequest(START, START + HOUR, chunk_limit=CHUNK)
+    staging = Staging(layout.staging_folder(START))
+    checkpoint = {"fingerprint": request.fingerprint(), "token": "stale", "pages": 2, "rows": 4}
+    store.put_json(staging.checkpoint, {**checkpoint, "finished": False})
+    sandbox.faults.add("list", "status", start=2, end=2, status=400)
+
+    with pytest.raises(DitioBadRequest):
+        list_interval(client, store, layout, request)
+    assert sandbox.stats.count("list") == 2
