@@ -191,6 +191,19 @@ class AirflowStack:
             )
         self.groups.append(process.pid)
 
+    def restart_exited(self) -> list[str]:
+        """Start again every Airflow process that exited, as a process manager would (on
+        SQLite the scheduler can die of a lock race); return their names."""
+        exited = [name for name, process in self.processes.items() if process.poll() is not None]
+        for name in exited:
+            code = self.processes[name].returncode
+            log_file = self.logs / f"{name}.log"
+            print(
+                f"{name} exited with code {code}; restarting it (log: {log_file})", file=sys.stderr
+            )
+            self.launch(name)
+        return exited
+
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         response = requests.request(method, f"{self.api_url}/api/v2{path}", timeout=30, **kwargs)
         response.raise_for_status()
@@ -257,17 +270,10 @@ def main() -> None:
 
 
 def supervise(stack: AirflowStack) -> None:
-    """Restart any Airflow process that exits, as a process manager would."""
+    """Restart any Airflow process that exits until interrupted."""
     while True:
         time.sleep(1)
-        for name, process in list(stack.processes.items()):
-            if process.poll() is not None:
-                print(
-                    f"{name} exited with code {process.returncode}; restarting it "
-                    f"(log: {stack.logs / (name + '.log')})",
-                    file=sys.stderr,
-                )
-                stack.launch(name)
+        stack.restart_exited()
 
 
 if __name__ == "__main__":

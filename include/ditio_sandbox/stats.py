@@ -18,6 +18,7 @@ class Stats:
 
     def __init__(self, log_size: int = 10_000) -> None:
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
         self._log: deque[dict[str, Any]] = deque(maxlen=log_size)
         self._counts: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()
@@ -30,9 +31,10 @@ class Stats:
             self._peaks[endpoint] = max(self._peaks[endpoint], self._in_flight[endpoint])
 
     def end(self, endpoint: str, entry: dict[str, Any]) -> None:
-        with self._lock:
+        with self._settled:
             self._in_flight[endpoint] -= 1
             self._log.append(entry)
+            self._settled.notify_all()
 
     def count(self, endpoint: str | None = None) -> int:
         """Requests seen on `endpoint` (all endpoints when None) since the last reset."""
@@ -48,8 +50,14 @@ class Stats:
         with self._lock:
             return self._peaks[endpoint]
 
-    def log(self, endpoint: str | None = None) -> list[dict[str, Any]]:
-        with self._lock:
+    def log(self, endpoint: str | None = None, settle: float = 2.0) -> list[dict[str, Any]]:
+        """The logged requests, oldest first.
+
+        An entry is written once its response has gone out, so a client can hold the answer
+        before the entry exists: wait up to ``settle`` seconds for requests in flight to end.
+        """
+        with self._settled:
+            self._settled.wait_for(lambda: not +self._in_flight, timeout=settle)
             return [dict(e) for e in self._log if endpoint is None or e["endpoint"] == endpoint]
 
     def bytes_sent(self, endpoint: str | None = None) -> int:

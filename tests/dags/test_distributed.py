@@ -79,6 +79,7 @@ def test_a_backfill_through_the_api_syncs_three_hours_with_real_workers(stack):
     wait_until(lambda: answered(stack, "POST", "/backfills", json=backfill), 60, "the backfill")
 
     def finished():
+        stack.restart_exited()
         # Unpausing also schedules the latest hour (catchup is off); keep the backfill's runs.
         runs = stack.api("GET", "/dags/ditio_images/dagRuns")["dag_runs"]
         runs = [r for r in runs if r["run_type"] == "backfill"]
